@@ -1,0 +1,229 @@
+"""PostgreSQL behind ``pg.Pool``: per-instance pools, a global connection cap, a server.
+
+Pool (as node-postgres ``pg.Pool``): an idle connection is reused (last released
+first); otherwise, below ``max``, a new one is opened (``connect_time``); otherwise
+the request waits FIFO for a release, for at most ``acquire_timeout`` (0 = forever),
+then fails with ``pool_timeout``. A connection idle for ``idle_timeout`` closes, so a
+later burst pays the connect time again (never below ``min`` connections).
+
+Server (as PostgreSQL): opening a connection when ``max_connections`` are open fails
+("too many clients") and the request ends with ``db_refused``. The server runs at most
+``concurrency`` queries at once (FIFO beyond that, so query time grows with load);
+each query also pays the network round trip ``rtt``.
+
+Pool policies: ``static`` (``max``/``min`` as given) or ``dynamic``, the seed's
+``getPoolConfig``: max = min(per_instance x n, cap), min = max(min_floor, n) for n
+running instances.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.distributions import Constant, Distribution, draws
+from models.request import DB_REFUSED, POOL_TIMEOUT
+from models.units import Duration
+
+__all__ = ["PoolConfig", "DatabaseConfig", "Database", "Pool"]
+
+
+class PoolConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    policy: Literal["static", "dynamic"] = Field("static", description="static: max/min as given; dynamic: the seed's getPoolConfig")
+    max: int = Field(20, ge=1, description="connections per instance (DB_POOL_MAX)")
+    min: int = Field(0, ge=0, description="connections kept open despite idle_timeout")
+    idle_timeout: Duration = Field(30.0, description="an idle connection closes after this (DB_POOL_IDLE_TIMEOUT)")
+    acquire_timeout: Duration = Field(2.0, description="wait for a connection at most this long, then fail; 0 waits forever (DB_POOL_CONNECTION_TIMEOUT)")
+    per_instance: int = Field(20, ge=1, description="dynamic policy: connections per running instance")
+    cap: int = Field(100, ge=1, description="dynamic policy: upper bound of max")
+    min_floor: int = Field(2, ge=0, description="dynamic policy: min = max(min_floor, instances)")
+
+
+class DatabaseConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    max_connections: int = Field(100, ge=1, description="server-wide connection limit (Supabase: 100)")
+    concurrency: int | None = Field(None, ge=1, description="queries the server runs at once; null = unlimited")
+    rtt: Duration = Field(0.001, description="network round trip added to each query")
+    connect_time: Distribution = Field(Constant(value=0.02), description="time to open a connection")
+    pool: PoolConfig = Field(default_factory=PoolConfig)
+
+
+class Database:
+    """The server: connection count against ``max_connections`` and query slots."""
+
+    def __init__(self, kernel, config: DatabaseConfig, rng):
+        self.kernel, self.config = kernel, config
+        self.pools: list[Pool] = []
+        self.connections = 0          # open or opening, all pools
+        self.refused = 0
+        self.active = 0               # queries on the server
+        self.slots = config.concurrency
+        self.queue: deque = deque()   # queries waiting for a slot
+        self.busy_area = 0.0
+        self._t_busy = kernel.now
+        self.rtt = config.rtt
+        self.connect_time = draws(config.connect_time, rng)
+        self._on_query_done = self._query_done
+
+    def try_open(self) -> bool:
+        """Reserve a connection slot; False when the server is full."""
+        if self.connections >= self.config.max_connections:
+            now = self.kernel.now
+            for pool in self.pools:
+                pool.expire(now)
+            if self.connections >= self.config.max_connections:
+                self.refused += 1
+                return False
+        self.connections += 1
+        return True
+
+    def query(self, req) -> None:
+        """Run ``req``'s next query; the pool continues when it is done."""
+        if self.slots is None or self.active < self.slots:
+            self._start(req)
+        else:
+            self.queue.append(req)
+
+    def _start(self, req) -> None:
+        k = self.kernel
+        self._account(k.now)
+        self.active += 1
+        k.at(k.now + self.rtt + req.queries[req.qi], self._on_query_done, req)
+
+    def _query_done(self, req) -> None:
+        self._account(self.kernel.now)
+        self.active -= 1
+        if self.queue:
+            self._start(self.queue.popleft())
+        req.qi += 1
+        req.inst.pool.query_done(req)
+
+    def _account(self, now: float) -> None:
+        self.busy_area += self.active * (now - self._t_busy)
+        self._t_busy = now
+
+    def sample(self, t0: float, t1: float) -> dict:
+        """Time-series columns for the interval [t0, t1]."""
+        self._account(t1)
+        busy, self.busy_area = self.busy_area, 0.0
+        for pool in self.pools:
+            pool.expire(t1)
+        return {"db_connections": self.connections,
+                "db_active_mean": busy / (t1 - t0),
+                "db_util": busy / ((t1 - t0) * self.slots) if self.slots else float("nan"),
+                "db_queued": len(self.queue)}
+
+
+class Pool:
+    """One instance's ``pg.Pool``."""
+
+    def __init__(self, kernel, db: Database, config: PoolConfig, instance, done):
+        self.kernel, self.db, self.config, self.instance = kernel, db, config, instance
+        self._done = done                 # done(req, outcome) for failed acquires
+        self.max, self.min = config.max, config.min
+        self.idle: list[float] = []       # release times of idle connections, oldest first
+        self.total = 0                    # open or opening
+        self.in_use = 0
+        self.waiters: deque = deque()
+        self.waiting = 0                  # live waiters (the deque may hold timed-out ones)
+        self.timeouts = 0
+        self.wait_hist = None             # LogHistogram of acquire times (set by the model)
+        self._on_connected, self._on_refused = self._connected, self._refused
+        self._on_timeout = self._timeout
+        db.pools.append(self)
+
+    def resize(self, instances: int) -> None:
+        c = self.config
+        if c.policy == "dynamic":
+            self.max = min(c.per_instance * instances, c.cap)
+            self.min = max(c.min_floor, instances)
+
+    def expire(self, now: float) -> None:
+        """Close connections idle for ``idle_timeout`` (at the time they expired)."""
+        idle, limit = self.idle, now - self.config.idle_timeout
+        n = 0
+        while n < len(idle) and idle[n] <= limit and self.total - n > self.min:
+            n += 1
+        if n:
+            del idle[:n]
+            self.total -= n
+            self.db.connections -= n
+
+    def acquire(self, req) -> None:
+        idle, now = self.idle, self.kernel.now
+        req.t_wait = now
+        if idle and idle[0] <= now - self.config.idle_timeout:
+            self.expire(now)
+        if idle:
+            idle.pop()
+            self.in_use += 1
+            self.wait_hist.counts[0] += 1
+            self.db.query(req)
+        elif self.total < self.max:
+            self._open(req)
+        else:
+            req.waiting = True
+            self.waiters.append(req)
+            self.waiting += 1
+            if self.config.acquire_timeout > 0:
+                self.kernel.after(self.config.acquire_timeout, self._on_timeout, req)
+
+    def _open(self, req) -> None:
+        self.total += 1
+        ok = self.db.try_open()
+        self.kernel.after(next(self.db.connect_time), self._on_connected if ok else self._on_refused, req)
+
+    def _connected(self, req) -> None:
+        self.in_use += 1
+        self.wait_hist.add(self.kernel.now - req.t_wait)
+        self.db.query(req)
+
+    def _refused(self, req) -> None:
+        self.total -= 1
+        self.instance.finish(req, DB_REFUSED)
+        self._serve_waiter_by_opening()
+
+    def _timeout(self, req) -> None:
+        if req.waiting:
+            req.waiting = False
+            self.waiting -= 1
+            self.timeouts += 1
+            self.wait_hist.add(self.kernel.now - req.t_wait)
+            self.instance.finish(req, POOL_TIMEOUT)
+
+    def query_done(self, req) -> None:
+        if req.qi < len(req.queries):
+            self.db.query(req)
+            return
+        self._release()
+        self.instance.after_db(req)
+
+    def _release(self) -> None:
+        self.in_use -= 1
+        waiters = self.waiters
+        while waiters:
+            nxt = waiters.popleft()
+            if nxt.waiting:
+                nxt.waiting = False
+                self.waiting -= 1
+                self.wait_hist.add(self.kernel.now - nxt.t_wait)
+                self.in_use += 1
+                self.db.query(nxt)
+                return
+        if self.total > self.max:   # the pool shrank (dynamic policy): close it
+            self.total -= 1
+            self.db.connections -= 1
+        else:
+            self.idle.append(self.kernel.now)
+
+    def _serve_waiter_by_opening(self) -> None:
+        waiters = self.waiters
+        while waiters and not waiters[0].waiting:
+            waiters.popleft()
+        if waiters and self.total < self.max:
+            nxt = waiters.popleft()
+            nxt.waiting = False
+            self.waiting -= 1
+            self._open(nxt)

@@ -1,0 +1,97 @@
+"""Endpoints: what one request of each API tier costs, and how requests are made.
+
+The defaults are the seed's rate-limit tiers. CPU times, query counts and cache-miss
+shares are assumptions (the seed publishes none): they give about 3 ms of CPU per
+request on average, so the seed's light load (50 requests/s) uses ~15% of one vCPU.
+Change them in the scenario to match measurements of the real service.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
+from models.request import Request
+
+__all__ = ["Endpoint", "DEFAULT_ENDPOINTS", "RequestFactory", "CACHE_CLASSES", "RATE_LIMIT_TIERS"]
+
+CACHE_CLASSES = ("api_responses", "user_sessions", "toybox_metadata", "leaderboards", "static_data")
+RATE_LIMIT_TIERS = ("auth", "toybox", "matchmaking", "sessions", "presence", "general")
+
+
+class Endpoint(BaseModel):
+    """One API tier."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    weight: float = Field(1.0, ge=0, description="share of session requests (relative)")
+    cpu_pre: Distribution = Field(Constant(value=0.001), description="CPU time before the database step")
+    cpu_post: Distribution = Field(Constant(value=0.0), description="CPU time after the database step (the request rejoins the worker queue)")
+    queries: int = Field(0, ge=0, description="queries run one after another on one pooled connection")
+    query_time: Distribution = Field(LogNormal(mean=0.004, p99=0.03), description="server time of one query")
+    db_probability: float = Field(1.0, ge=0, le=1, description="share of requests that need the database (e.g. cache misses)")
+    cache_class: Literal[CACHE_CLASSES] | None = Field(None, description="cache strategy of its responses")  # type: ignore[valid-type]
+    rate_limit_tier: Literal[RATE_LIMIT_TIERS] | None = Field(None, description="express-rate-limit tier")  # type: ignore[valid-type]
+
+
+def _ep(weight, cpu, queries, p, cache, tier, post=0.0005):
+    return Endpoint(weight=weight, cpu_pre=cpu, cpu_post=Exponential(mean=post) if post else Constant(value=0.0),
+                    queries=queries, db_probability=p, cache_class=cache, rate_limit_tier=tier)
+
+
+DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
+    "health": _ep(0.05, Constant(value=0.0003), 0, 1.0, None, None, post=0.0),
+    "auth": _ep(0.03, LogNormal(mean=0.025, p99=0.09), 2, 1.0, "user_sessions", "auth"),
+    "toybox": _ep(0.17, LogNormal(mean=0.004, p99=0.02), 2, 0.3, "toybox_metadata", "toybox"),
+    "matchmaking": _ep(0.10, LogNormal(mean=0.002, p99=0.01), 2, 1.0, None, "matchmaking"),
+    "sessions": _ep(0.10, LogNormal(mean=0.0015, p99=0.008), 1, 0.2, "user_sessions", "sessions"),
+    "presence": _ep(0.35, LogNormal(mean=0.0008, p99=0.004), 1, 1.0, None, "presence"),
+    "general": _ep(0.20, LogNormal(mean=0.002, p99=0.01), 1, 0.4, "api_responses", "general"),
+}
+
+
+class _Drawn:
+    """One endpoint's random sources, each its own stream, drawn at arrival."""
+
+    def __init__(self, ep: Endpoint, streams, name: str):
+        self.cpu_pre = draws(ep.cpu_pre, streams.get(f"endpoint.{name}.cpu_pre"))
+        self.cpu_post = draws(ep.cpu_post, streams.get(f"endpoint.{name}.cpu_post"))
+        self.query = draws(ep.query_time, streams.get(f"endpoint.{name}.query"))
+        self.u = uniforms(streams.get(f"endpoint.{name}.db_needed"))
+        self.queries, self.p = ep.queries, ep.db_probability
+
+
+class RequestFactory:
+    """Makes requests with all their random draws, in arrival order."""
+
+    def __init__(self, endpoints: dict[str, Endpoint], streams):
+        self.names = list(endpoints)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self._drawn = [_Drawn(endpoints[n], streams, n) for n in self.names]
+
+    def make(self, t: float, ep: int, client, flow) -> Request:
+        d = self._drawn[ep]
+        queries = None
+        if d.queries and (d.p >= 1.0 or next(d.u) < d.p):
+            q = d.query
+            queries = [next(q) for _ in range(d.queries)]
+        return Request(t, ep, next(d.cpu_pre), next(d.cpu_post), queries, client, flow)
+
+
+class Mix:
+    """Endpoint choice by weight, from its own stream, in blocks."""
+
+    def __init__(self, indices: list[int], weights: list[float], rng, block: int = 4096):
+        total = float(sum(weights))
+        self._p = [w / total for w in weights]
+        self._idx, self._rng, self._block = indices, rng, block
+        self._gen = self._choices()
+
+    def _choices(self):
+        idx = self._idx
+        while True:
+            for j in self._rng.choice(len(idx), size=self._block, p=self._p).tolist():
+                yield idx[j]
+
+    def __next__(self) -> int:
+        return next(self._gen)
+

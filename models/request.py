@@ -1,0 +1,33 @@
+"""A request in flight and the outcomes a request can end with.
+
+Outcomes: ``ok``; ``pool_timeout`` (no connection within the acquire timeout);
+``db_refused`` (the server had ``max_connections`` open); ``unavailable`` (no instance
+was ready to take it, a 503). Every request ends with exactly one outcome and a latency; one still in the system
+at the horizon is counted as in flight. Nothing is dropped silently.
+"""
+from __future__ import annotations
+
+__all__ = ["Request", "OUTCOMES", "OK", "POOL_TIMEOUT", "DB_REFUSED", "UNAVAILABLE"]
+
+OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable")
+OK, POOL_TIMEOUT, DB_REFUSED, UNAVAILABLE = range(4)
+
+
+class Request:
+    """Per-request state; all random draws are made at arrival (common random numbers)."""
+    __slots__ = ("t0", "endpoint", "cpu_pre", "cpu_post", "queries", "qi", "client",
+                 "flow", "inst", "stage", "waiting", "t_wait")
+
+    def __init__(self, t0, endpoint, cpu_pre, cpu_post, queries, client, flow):
+        self.t0 = t0              # arrival time at the load balancer (s)
+        self.endpoint = endpoint  # index into the endpoint table
+        self.cpu_pre = cpu_pre    # CPU seconds before the database step
+        self.cpu_post = cpu_post  # CPU seconds after it
+        self.queries = queries    # list of query service times, or None: no database step
+        self.qi = 0               # next query to run
+        self.client = client      # session id (or None for open-loop traffic)
+        self.flow = flow          # (source, step) for multi-request flows, else None
+        self.inst = None          # the instance serving it
+        self.stage = 0            # 0: before the database step, 1: after it
+        self.waiting = False      # queued for a pool connection
+        self.t_wait = 0.0         # when it started waiting for a connection

@@ -1,0 +1,175 @@
+"""Arrival processes of the workload, driven by the kernel.
+
+Non-homogeneous Poisson arrivals are made by inverting the cumulative rate: with
+E ~ Exp(1), the next arrival after t is where the integral of the rate from t reaches
+E. Rates are piecewise linear, so each piece inverts exactly (no thinning, one draw
+per arrival). Session users' requests come from one clock whose rate is
+``request_rate x active sessions``; when the count changes, the unspent part of the
+current exponential is kept (time rescaling), so each request still costs one draw.
+"""
+from __future__ import annotations
+
+from math import sqrt
+
+from models.distributions import Exponential, draws, uniforms
+from models.endpoints import Mix
+
+__all__ = ["invert", "SessionSource", "OpenLoopSource"]
+
+INF = float("inf")
+
+
+def invert(t: float, e: float, segment) -> float:
+    """First time after ``t`` where the rate's integral reaches ``e``.
+
+    ``segment(t)`` returns ``(r0, r1, t1)``: the rate goes linearly from r0 at t to r1
+    at t1 (t1 may be inf, then r1 == r0).
+    """
+    while True:
+        r0, r1, t1 = segment(t)
+        if t1 == INF:
+            return t + e / r0 if r0 > 0 else INF
+        span = t1 - t
+        mass = 0.5 * (r0 + r1) * span
+        if mass >= e and mass > 0:
+            b = (r1 - r0) / span
+            return t + 2.0 * e / (r0 + sqrt(max(r0 * r0 + 2.0 * b * e, 0.0)))
+        e -= mass
+        t = t1
+
+
+class SessionSource:
+    """User sessions and the requests their users issue."""
+
+    def __init__(self, kernel, config, calendar, endpoints, factory, route, streams):
+        self.kernel, self.config, self.calendar = kernel, config, calendar
+        self.factory, self.route = factory, route
+        curve = config.curve
+        self._curve = [c / max(curve) for c in curve]
+        self._base = config.peak_users / config.session_length.mean
+        self._exp_start = draws(Exponential(mean=1.0), streams.get("sessions.start"))
+        self._length = draws(config.session_length, streams.get("sessions.length"))
+        self._exp_req = draws(Exponential(mean=1.0), streams.get("sessions.requests"))
+        self._client = uniforms(streams.get("sessions.client"))
+        names = list(endpoints)
+        self._mix = Mix([factory.index[n] for n in names], [endpoints[n].weight for n in names],
+                        streams.get("sessions.mix"))
+        self.active: list[list] = []          # [session id, position in active]
+        self.started = 0
+        self._sampled = 0
+        self.rate = config.request_rate
+        self._work = next(self._exp_req)      # unspent exponential of the request clock
+        self._t_clock = 0.0
+        self._version = 0
+        self._on_start, self._on_end, self._on_request = self._start, self._end, self._request
+
+    def sample(self, t0: float, t1: float) -> dict:
+        started = self.started - self._sampled
+        self._sampled = self.started
+        return {"sessions": len(self.active), "session_starts": started}
+
+    def segment(self, t: float):
+        hour, weekend, t_hour = self.calendar.hour_and_weekend(t)
+        ev, t_ev = self.calendar.events_at(t)
+        r = self._base * self._curve[hour] * (self.config.weekend_multiplier if weekend else 1.0) * ev
+        return r, r, min(t_hour, t_ev)
+
+    def start(self) -> None:
+        self._schedule_start(self.kernel.now)
+
+    def _schedule_start(self, t: float) -> None:
+        nxt = invert(t, next(self._exp_start), self.segment)
+        if nxt < INF:
+            self.kernel.at(nxt, self._on_start, None)
+
+    def _start(self, _) -> None:
+        now = self.kernel.now
+        self._spend(now)
+        s = [self.started, len(self.active)]
+        self.started += 1
+        self.active.append(s)
+        self._reschedule()
+        self.kernel.at(now + next(self._length), self._on_end, s)
+        self._schedule_start(now)
+
+    def _end(self, s) -> None:
+        self._spend(self.kernel.now)
+        active = self.active
+        last = active.pop()
+        if last is not s:
+            active[s[1]] = last
+            last[1] = s[1]
+        self._reschedule()
+
+    def _spend(self, now: float) -> None:
+        self._work -= self.rate * len(self.active) * (now - self._t_clock)
+        self._t_clock = now
+
+    def _reschedule(self) -> None:
+        self._version += 1
+        n = len(self.active)
+        if n:
+            self.kernel.at(self._t_clock + max(self._work, 0.0) / (self.rate * n), self._on_request, self._version)
+
+    def _request(self, version: int) -> None:
+        if version != self._version:
+            return                                  # superseded by a change in sessions
+        now = self.kernel.now
+        active = self.active
+        client = active[int(next(self._client) * len(active))][0]
+        self._t_clock, self._work = now, next(self._exp_req)
+        self._reschedule()
+        self.route(self.factory.make(now, next(self._mix), client, None))
+
+
+class OpenLoopSource:
+    """Poisson arrivals at a piecewise-linear rate; each one a request or a flow."""
+
+    def __init__(self, kernel, config, endpoints, factory, route, streams, index: int):
+        self.kernel, self.factory, self.route = kernel, factory, route
+        self._segments = config.segments()
+        self._k = 0
+        tag = f"open_loop.{index}.{config.name}"
+        self._exp = draws(Exponential(mean=1.0), streams.get(tag + ".arrivals"))
+        weights = config.mix if config.mix is not None else {n: e.weight for n, e in endpoints.items()}
+        names = [n for n, w in weights.items() if w > 0]
+        self._mix = Mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get(tag + ".mix"))
+        self._flow = [factory.index[n] for n in config.flow] if config.flow else None
+        self.arrivals = 0
+        self._on_arrival = self._arrival
+
+    def segment(self, t: float):
+        segs = self._segments
+        while self._k < len(segs) and segs[self._k][1] <= t:
+            self._k += 1
+        if self._k == len(segs):
+            return 0.0, 0.0, INF
+        t0, t1, r0, r1 = segs[self._k]
+        if t < t0:
+            return 0.0, 0.0, t0
+        if t1 == INF:
+            return r0, r0, INF
+        return r0 + (r1 - r0) * (t - t0) / (t1 - t0), r1, t1
+
+    def start(self) -> None:
+        self._schedule(self.kernel.now)
+
+    def _schedule(self, t: float) -> None:
+        nxt = invert(t, next(self._exp), self.segment)
+        if nxt < INF:
+            self.kernel.at(nxt, self._on_arrival, None)
+
+    def _arrival(self, _) -> None:
+        now = self.kernel.now
+        self.arrivals += 1
+        self._schedule(now)
+        if self._flow is None:
+            self.route(self.factory.make(now, next(self._mix), None, None))
+        else:
+            self.route(self.factory.make(now, self._flow[0], self.arrivals, (self, 1)))
+
+    def follow(self, req) -> None:
+        """``req`` of a flow finished: issue the flow's next step for the same user."""
+        step = req.flow[1]
+        if step < len(self._flow):
+            self.route(self.factory.make(self.kernel.now, self._flow[step], req.client, (self, step + 1)))

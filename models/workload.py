@@ -1,0 +1,188 @@
+"""Workload: user sessions with daily and weekly rhythms and events, and open-loop traffic.
+
+Sessions start as a non-homogeneous Poisson process. The start rate at time t is
+``peak_users / mean(session_length) x curve[hour] / max(curve)``, times
+``weekend_multiplier`` on Saturdays and Sundays and each active event's multiplier,
+so ``peak_users`` is the expected number of concurrent users at the busiest weekday
+hour (Little's law, in the quasi-steady state). Each concurrent user issues requests
+as a Poisson process of ``request_rate`` (seed: 0.5/s per user) over the endpoint mix.
+
+Open-loop sources add Poisson traffic that ignores the system's state: a constant
+``rate``, a piecewise-constant ``schedule`` or Artillery ``phases`` (``duration``,
+``arrivalRate``, ``rampTo``: linear ramps). With ``flow``, each arrival is a virtual
+user that issues the flow's endpoints one after another, as Artillery does.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from models.distributions import Distribution, LogNormal
+from models.endpoints import DEFAULT_ENDPOINTS, Endpoint
+from models.units import Duration, PositiveDuration, Rate, parse_duration
+
+__all__ = ["WorkloadConfig", "SessionsConfig", "OpenLoopConfig", "Phase", "Step", "Event",
+           "DAILY_CURVES", "Calendar"]
+
+DAILY_CURVES = {
+    # a game community: quiet at night, evening peak (assumed shape; override with 24 numbers)
+    "gaming": [0.35, 0.25, 0.18, 0.14, 0.12, 0.12, 0.15, 0.20, 0.28, 0.35, 0.42, 0.50,
+               0.55, 0.58, 0.60, 0.65, 0.72, 0.82, 0.92, 1.00, 1.00, 0.92, 0.75, 0.50],
+    "business": [0.10, 0.08, 0.08, 0.08, 0.10, 0.15, 0.30, 0.55, 0.85, 1.00, 1.00, 0.95,
+                 0.90, 0.95, 1.00, 0.95, 0.85, 0.65, 0.45, 0.35, 0.30, 0.25, 0.20, 0.15],
+    "flat": [1.0] * 24,
+}
+
+
+def _offset_or_datetime(value):
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[:4].isdigit():
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"expected an ISO date-time such as 2026-01-10T18:00, got {value!r}") from exc
+    return parse_duration(value)
+
+
+When = Annotated[float | datetime, BeforeValidator(_offset_or_datetime)]
+
+
+class Event(BaseModel):
+    """A dated event that multiplies the session start rate (seed: x2.0)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = "event"
+    start: When = Field(description="ISO date-time, or an offset from workload.start such as 5d18h")
+    duration: PositiveDuration
+    multiplier: float = Field(2.0, gt=0)
+
+
+class SessionsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    peak_users: float = Field(100, gt=0, description="expected concurrent users at the busiest weekday hour")
+    daily_curve: Literal["gaming", "business", "flat"] | list[float] = Field(
+        "gaming", description="a named curve or 24 hourly multipliers (hour 0 = midnight)")
+    weekend_multiplier: float = Field(1.5, gt=0, description="Saturday and Sunday (seed: 1.5)")
+    events: list[Event] = Field(default_factory=list)
+    session_length: Distribution = Field(LogNormal(mean=1800.0, p99=10800.0))
+    request_rate: Rate = Field(0.5, description="requests per second per concurrent user (seed: 0.5)")
+
+    @model_validator(mode="after")
+    def _curve(self):
+        c = self.daily_curve
+        if not isinstance(c, str):
+            if len(c) != 24 or min(c) < 0 or max(c) <= 0:
+                raise ValueError(f"daily_curve: expected 24 numbers >= 0, not all 0, got {len(c)} numbers")
+        return self
+
+    @property
+    def curve(self) -> list[float]:
+        return DAILY_CURVES[self.daily_curve] if isinstance(self.daily_curve, str) else list(self.daily_curve)
+
+
+class Phase(BaseModel):
+    """An Artillery phase: ``arrivalRate`` for ``duration``, ramping linearly to ``rampTo``."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = ""
+    duration: PositiveDuration
+    arrivalRate: Rate = 0.0
+    rampTo: Rate | None = None
+
+
+class Step(BaseModel):
+    """From ``at`` (offset from the source's start) on, arrivals come at ``rate``."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    at: Duration
+    rate: Rate
+
+
+class OpenLoopConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = "traffic"
+    start: Duration = Field(0.0, description="offset of the source's start")
+    rate: Rate | None = Field(None, description="constant Poisson rate")
+    schedule: list[Step] | None = Field(None, description="piecewise-constant rates")
+    phases: list[Phase] | None = Field(None, description="Artillery phases (after the last one: no arrivals)")
+    mix: dict[str, float] | None = Field(None, description="endpoint weights for this source (default: the endpoints' weights)")
+    flow: list[str] | None = Field(None, description="endpoints each arrival issues one after another")
+
+    @model_validator(mode="after")
+    def _one_shape(self):
+        given = [k for k in ("rate", "schedule", "phases") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"expected exactly one of rate, schedule, phases; got {given or 'none'}")
+        if self.schedule is not None:
+            ats = [s.at for s in self.schedule]
+            if not ats or ats != sorted(ats):
+                raise ValueError("schedule: expected steps in increasing 'at' order")
+        return self
+
+    def segments(self) -> list[tuple[float, float, float, float]]:
+        """Linear rate pieces ``(t0, t1, r0, r1)`` in absolute seconds."""
+        s, inf = self.start, float("inf")
+        if self.rate is not None:
+            return [(s, inf, self.rate, self.rate)]
+        if self.schedule is not None:
+            steps = self.schedule
+            ends = [st.at for st in steps[1:]] + [inf]
+            return [(s + st.at, s + e, st.rate, st.rate) for st, e in zip(steps, ends)]
+        out, t = [], s
+        for ph in self.phases or []:
+            r1 = ph.arrivalRate if ph.rampTo is None else ph.rampTo
+            out.append((t, t + ph.duration, ph.arrivalRate, r1))
+            t += ph.duration
+        return out
+
+
+class WorkloadConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    start: datetime = Field(datetime(2026, 1, 5), description="calendar time at t = 0 (default: a Monday, 00:00)")
+    sessions: SessionsConfig | None = Field(default_factory=SessionsConfig, description="user sessions; null for none")
+    open_loop: list[OpenLoopConfig] = Field(default_factory=list, description="open-loop sources")
+    endpoints: dict[str, Endpoint] = Field(default_factory=lambda: dict(DEFAULT_ENDPOINTS))
+
+    @model_validator(mode="after")
+    def _names(self):
+        known = set(self.endpoints)
+        if not known:
+            raise ValueError("endpoints: expected at least one endpoint")
+        for i, src in enumerate(self.open_loop):
+            for name in list(src.mix or {}) + list(src.flow or []):
+                if name not in known:
+                    raise ValueError(f"open_loop[{i}]: unknown endpoint {name!r}; expected one of {sorted(known)}")
+        if self.sessions is not None and sum(e.weight for e in self.endpoints.values()) <= 0:
+            raise ValueError("endpoints: expected some weight > 0 for session traffic")
+        return self
+
+
+class Calendar:
+    """Maps simulated seconds to hour of day, weekday and events."""
+
+    def __init__(self, start: datetime, events: list[Event]):
+        self.start = start
+        self._s0 = start.weekday() * 86400 + start.hour * 3600 + start.minute * 60 + start.second
+        self.events = [(self.offset(e.start), self.offset(e.start) + e.duration, e.multiplier) for e in events]
+
+    def offset(self, when: float | datetime) -> float:
+        if isinstance(when, datetime):
+            return (when - self.start).total_seconds()
+        return float(when)
+
+    def hour_and_weekend(self, t: float) -> tuple[int, bool, float]:
+        """(hour of day, is weekend, time of the next hour boundary)."""
+        s = self._s0 + t
+        day = int(s // 86400) % 7
+        return int(s % 86400 // 3600), day >= 5, t + (3600 - s % 3600)
+
+    def events_at(self, t: float) -> tuple[float, float]:
+        """(product of active event multipliers, time of the next event boundary)."""
+        mult, nxt = 1.0, float("inf")
+        for a, b, m in self.events:
+            if a <= t < b:
+                mult *= m
+                nxt = min(nxt, b)
+            elif t < a:
+                nxt = min(nxt, a)
+        return mult, nxt

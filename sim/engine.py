@@ -1,0 +1,59 @@
+"""The event kernel: a lean calendar for the request path beside a SimPy environment.
+
+Requests are many and short; a SimPy process (or even an Event object) per step is
+the main cost of a request-level model. The kernel keeps per-request steps as plain
+tuples ``(time, seq, handler, arg)`` on a heap and calls ``handler(arg)``. Control
+processes (metrics sampling, autoscaling, faults) are ordinary SimPy processes in
+``kernel.env``. ``run`` interleaves both in time order; at equal times, kernel events
+run before SimPy events, and among kernel events the earlier-scheduled runs first,
+so a run is deterministic.
+
+Rule: kernel handlers never trigger SimPy events; SimPy processes may schedule
+kernel events (at ``now`` or later) and read model state.
+"""
+from __future__ import annotations
+
+from heapq import heappop, heappush
+from itertools import count
+from typing import Any, Callable
+
+import simpy
+
+__all__ = ["Kernel"]
+
+INF = float("inf")
+
+
+class Kernel:
+    """A heap calendar for request-path events, synchronised with ``env``."""
+
+    def __init__(self, env: simpy.Environment | None = None):
+        self.env = env if env is not None else simpy.Environment()
+        self.heap: list[tuple[float, int, Callable[[Any], None], Any]] = []
+        self._seq = count()
+        self.now = 0.0
+
+    def at(self, time: float, handler: Callable[[Any], None], arg: Any = None) -> None:
+        """Call ``handler(arg)`` at simulated ``time`` (never in the past)."""
+        heappush(self.heap, (time, next(self._seq), handler, arg))
+
+    def after(self, delay: float, handler: Callable[[Any], None], arg: Any = None) -> None:
+        heappush(self.heap, (self.now + delay, next(self._seq), handler, arg))
+
+    def run(self, until: float) -> None:
+        """Advance both calendars to ``until``; events at exactly ``until`` run."""
+        heap, env = self.heap, self.env
+        while True:
+            limit = min(env.peek(), until)
+            while heap and heap[0][0] <= limit:
+                t, _, handler, arg = heappop(heap)
+                self.now = t
+                handler(arg)
+            if env.peek() <= until and (not heap or env.peek() < heap[0][0]):
+                env.step()
+                self.now = env.now
+            elif not heap or heap[0][0] > until:
+                break
+        self.now = until
+        if env.now < until:
+            env.run(until=until)  # moves SimPy's clock; nothing is left to process before it

@@ -1,0 +1,88 @@
+"""Results of one run: ``summary`` (a flat, JSON-ready dict) and ``timeseries`` (a DataFrame).
+
+Totals cover the measurement window [warmup, horizon]: requests arriving in it,
+outcomes of requests completing in it, and instance time within it. Conservation:
+``in_flight_start + requests.total == completed + in_flight_end``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from models.pricing import instance_cost
+from models.request import OUTCOMES
+
+__all__ = ["Result", "summarize"]
+
+
+@dataclass
+class Result:
+    summary: dict
+    rows: list[dict] = field(repr=False)
+
+    @property
+    def timeseries(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+    def write(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+        self.timeseries.to_csv(out / "timeseries.csv", index=False)
+        return out
+
+
+def _f(x: float, nd: int = 3) -> float | None:
+    return None if x != x else round(float(x), nd)  # NaN -> null in JSON
+
+
+def summarize(model) -> dict:
+    sc, m = model.scenario, model.metrics
+    window = sc.horizon - sc.warmup
+    counts = {name: int(c) for name, c in zip(OUTCOMES, m.total_count)}
+    completed = sum(counts.values())
+    errors = completed - counts["ok"]
+    rows = [r for r in m.rows if not r["warmup"]]
+    inst_mean = sum(r["instances"] * (r["t_end"] - r["t_start"]) for r in rows) / window
+    seconds = model.fleet.instance_seconds(sc.warmup, sc.horizon)
+    cost = sum(instance_cost(sc.pricing, plan, s) for plan, s in seconds.items())
+    lat, ok = m.latency_ms(), m.latency_ms(["ok"])
+    wait = m.total_pool_wait
+    return {
+        "scenario": sc.name,
+        "seed": model.seed,
+        "simulated_seconds": sc.horizon,
+        "warmup_seconds": sc.warmup,
+        "measured_seconds": window,
+        "wall_seconds": round(model.wall_seconds, 3),
+        "requests": {"total": int(m.total_arrivals), "completed": completed, **counts,
+                     "in_flight_start": int(m.in_system_at_warmup), "in_flight_end": int(m.in_system)},
+        "throughput_rps": _f(completed / window),
+        "error_rate": _f(errors / completed if completed else float("nan"), 6),
+        "latency_ms": {k: _f(lat[k]) for k in ("mean", "p50", "p95", "p99")},
+        "latency_ok_ms": {k: _f(ok[k]) for k in ("mean", "p50", "p95", "p99")},
+        "latency_rel_err": 0.005,
+        "pool": {"wait_p95_ms": _f(1000 * wait.quantile(0.95)) if wait.count else 0.0,
+                 "acquires": int(wait.count), "timeouts": counts["pool_timeout"],
+                 "db_refused": counts["db_refused"]},
+        "instances": {"mean": _f(inst_mean), "max": max((r["instances"] for r in rows), default=0)},
+        "instance_hours": _f(sum(seconds.values()) / 3600, 4),
+        "instance_hours_by_plan": {p: _f(s / 3600, 4) for p, s in seconds.items()},
+        "cost_usd": _f(cost, 4),
+        "cpu_util_mean": _f(_weighted(rows, "cpu_util")),
+        "db_active_mean": _f(_weighted(rows, "db_active_mean")),
+        "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
+                     "peak": max((r.get("sessions", 0) for r in rows), default=0)},
+    }
+
+
+def _weighted(rows: list[dict], key: str) -> float:
+    num = den = 0.0
+    for r in rows:
+        v, dt = r.get(key, float("nan")), r["t_end"] - r["t_start"]
+        if v == v:
+            num, den = num + v * dt, den + dt
+    return num / den if den else float("nan")

@@ -1,0 +1,45 @@
+"""The scenario: one frozen, typed section per component, validated once at the edge.
+
+``Scenario()`` with no arguments is the built-in default: the seed's Phase 1 launch
+(up to 100 concurrent users, one Standard instance, a pool of 20 connections).
+"""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.database import DatabaseConfig
+from models.instance import InstancesConfig
+from models.load_balancer import LoadBalancerConfig
+from models.pricing import Pricing
+from models.units import Duration, PositiveDuration
+from models.workload import WorkloadConfig
+from sim.metrics import MetricsConfig
+
+__all__ = ["Scenario", "SCHEMA_URL_COMMENT"]
+
+SCHEMA_URL_COMMENT = "# yaml-language-server: $schema=../capsim.schema.json"
+
+
+class Scenario(BaseModel):
+    """A capsim scenario (all durations in seconds once loaded)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field("launch", description="a short name for reports")
+    description: str = Field("Seed Phase 1, initial launch: up to 100 concurrent users, one Standard instance, pool 20",
+                             description="free text")
+    horizon: PositiveDuration = Field(86400.0, description="simulated time")
+    warmup: Duration = Field(1800.0, description="excluded from the summary (the time series keeps it, flagged)")
+    seed: int = Field(1, ge=0, description="base seed of every random stream (--seed overrides)")
+    workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
+    instances: InstancesConfig = Field(default_factory=InstancesConfig)
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    pricing: Pricing = Field(default_factory=Pricing)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.warmup >= self.horizon:
+            raise ValueError(f"warmup: expected less than horizon ({self.horizon:g} s), got {self.warmup:g} s")
+        if self.instances.plan not in self.pricing.plans:
+            raise ValueError(f"instances.plan: expected one of {sorted(self.pricing.plans)}, got {self.instances.plan!r}")
+        return self
