@@ -7,6 +7,7 @@ Change them in the scenario to match measurements of the real service.
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
 from models.request import Request
 
-__all__ = ["Endpoint", "DEFAULT_ENDPOINTS", "RequestFactory", "CACHE_CLASSES", "RATE_LIMIT_TIERS"]
+__all__ = ["Endpoint", "DEFAULT_ENDPOINTS", "RequestFactory", "mix", "CACHE_CLASSES", "RATE_LIMIT_TIERS"]
 
 CACHE_CLASSES = ("api_responses", "user_sessions", "toybox_metadata", "leaderboards", "static_data")
 RATE_LIMIT_TIERS = ("auth", "toybox", "matchmaking", "sessions", "presence", "general")
@@ -77,21 +78,16 @@ class RequestFactory:
         return Request(t, ep, next(d.cpu_pre), next(d.cpu_post), queries, client, flow)
 
 
-class Mix:
-    """Endpoint choice by weight, from its own stream, in blocks."""
+def mix(indices: list[int], weights: list[float], rng, block: int = 4096):
+    """Endless endpoint indices chosen by weight from ``rng``, drawn in blocks."""
+    if len(indices) == 1:
+        return repeat(indices[0])          # no draw needed; the stream stays unused
+    total = float(sum(weights))
+    p = [w / total for w in weights]
+    return _choices(indices, p, rng, block)
 
-    def __init__(self, indices: list[int], weights: list[float], rng, block: int = 4096):
-        total = float(sum(weights))
-        self._p = [w / total for w in weights]
-        self._idx, self._rng, self._block = indices, rng, block
-        self._gen = self._choices()
 
-    def _choices(self):
-        idx = self._idx
-        while True:
-            for j in self._rng.choice(len(idx), size=self._block, p=self._p).tolist():
-                yield idx[j]
-
-    def __next__(self) -> int:
-        return next(self._gen)
-
+def _choices(indices, p, rng, block):
+    while True:
+        for j in rng.choice(len(indices), size=block, p=p).tolist():
+            yield indices[j]

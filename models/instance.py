@@ -8,7 +8,7 @@ Slices queue FIFO for a free worker.
 """
 from __future__ import annotations
 
-from heapq import heapreplace
+from heapq import heappush, heapreplace
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,7 +40,10 @@ class Instance:
         self.in_flight = 0
         self.committed = 0.0         # CPU-seconds committed since the last sample
         self.started_at = kernel.now
+        self.ready_at: float | None = None
         self.stopped_at: float | None = None
+        self.draining = False
+        self.on_idle = None          # called when a draining instance has nothing in flight
         self._on_cpu_done = self._cpu_done
 
     def accept(self, req) -> None:
@@ -54,9 +57,10 @@ class Instance:
         start = free_at[0]
         if start < k.now:
             start = k.now
-        heapreplace(free_at, start + seconds)
+        end = start + seconds
+        heapreplace(free_at, end)
         self.committed += seconds
-        k.at(start + seconds, self._on_cpu_done, req)
+        heappush(k.heap, (end, next(k.seq), self._on_cpu_done, req))  # k.at, inlined: hot path
 
     def _cpu_done(self, req) -> None:
         if req.stage == 0:
@@ -75,6 +79,8 @@ class Instance:
     def finish(self, req, outcome: int) -> None:
         self.in_flight -= 1
         self._done(req, outcome)
+        if self.in_flight == 0 and self.on_idle is not None:
+            self.on_idle(self)
 
     def queued_cpu(self, now: float) -> float:
         """CPU-seconds of committed work not yet done at ``now``."""
@@ -99,16 +105,39 @@ class Fleet:
         self.running: list[Instance] = []     # started and not yet stopped
         self._ids = 0
 
-    def start(self, ready: bool = True) -> Instance:
+    def start(self, ready_after: float = 0.0) -> Instance:
+        """Start an instance; it takes traffic once healthy, ``ready_after`` seconds later."""
         inst = Instance(self.kernel, self._ids, self.config.plan, self.workers, None, self._done)
         self._ids += 1
         inst.pool = self._make_pool(inst)
         self.instances.append(inst)
         self.running.append(inst)
-        if ready:
-            self.lb.ready.append(inst)
+        if ready_after > 0:
+            self.kernel.after(ready_after, self._ready, inst)
+        else:
+            self._ready(inst)
         self.on_change()
         return inst
+
+    def _ready(self, inst: Instance) -> None:
+        if inst.stopped_at is None and not inst.draining:
+            inst.ready_at = self.kernel.now
+            self.lb.ready.append(inst)
+
+    def stop(self, inst: Instance) -> None:
+        """Take ``inst`` out of the load balancer; it stops once its last request is done."""
+        if inst in self.lb.ready:
+            self.lb.ready.remove(inst)
+        inst.draining = True
+        inst.on_idle = self._stopped
+        if inst.in_flight == 0:
+            self._stopped(inst)
+
+    def _stopped(self, inst: Instance) -> None:
+        if inst.stopped_at is None:
+            inst.stopped_at = self.kernel.now
+            self.running.remove(inst)
+            self.on_change()
 
     def on_change(self) -> None:
         """Hook for pool policies that depend on the instance count."""

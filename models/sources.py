@@ -12,7 +12,7 @@ from __future__ import annotations
 from math import sqrt
 
 from models.distributions import Exponential, draws, uniforms
-from models.endpoints import Mix
+from models.endpoints import mix
 
 __all__ = ["invert", "SessionSource", "OpenLoopSource"]
 
@@ -52,7 +52,7 @@ class SessionSource:
         self._exp_req = draws(Exponential(mean=1.0), streams.get("sessions.requests"))
         self._client = uniforms(streams.get("sessions.client"))
         names = list(endpoints)
-        self._mix = Mix([factory.index[n] for n in names], [endpoints[n].weight for n in names],
+        self._mix = mix([factory.index[n] for n in names], [endpoints[n].weight for n in names],
                         streams.get("sessions.mix"))
         self.active: list[list] = []          # [session id, position in active]
         self.started = 0
@@ -133,9 +133,11 @@ class OpenLoopSource:
         self._exp = draws(Exponential(mean=1.0), streams.get(tag + ".arrivals"))
         weights = config.mix if config.mix is not None else {n: e.weight for n, e in endpoints.items()}
         names = [n for n, w in weights.items() if w > 0]
-        self._mix = Mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get(tag + ".mix"))
+        self._mix = mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get(tag + ".mix"))
         self._flow = [factory.index[n] for n in config.flow] if config.flow else None
         self.arrivals = 0
+        only = self._segments[0] if len(self._segments) == 1 else None
+        self._gap = 1.0 / only[2] if only and only[1] == INF and only[0] == 0 and only[2] > 0 else None
         self._on_arrival = self._arrival
 
     def segment(self, t: float):
@@ -155,6 +157,9 @@ class OpenLoopSource:
         self._schedule(self.kernel.now)
 
     def _schedule(self, t: float) -> None:
+        if self._gap is not None:                 # constant rate from t = 0: no inversion needed
+            self.kernel.at(t + next(self._exp) * self._gap, self._on_arrival, None)
+            return
         nxt = invert(t, next(self._exp), self.segment)
         if nxt < INF:
             self.kernel.at(nxt, self._on_arrival, None)

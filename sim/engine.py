@@ -30,15 +30,15 @@ class Kernel:
     def __init__(self, env: simpy.Environment | None = None):
         self.env = env if env is not None else simpy.Environment()
         self.heap: list[tuple[float, int, Callable[[Any], None], Any]] = []
-        self._seq = count()
+        self.seq = count()
         self.now = 0.0
 
     def at(self, time: float, handler: Callable[[Any], None], arg: Any = None) -> None:
         """Call ``handler(arg)`` at simulated ``time`` (never in the past)."""
-        heappush(self.heap, (time, next(self._seq), handler, arg))
+        heappush(self.heap, (time, next(self.seq), handler, arg))
 
     def after(self, delay: float, handler: Callable[[Any], None], arg: Any = None) -> None:
-        heappush(self.heap, (self.now + delay, next(self._seq), handler, arg))
+        heappush(self.heap, (self.now + delay, next(self.seq), handler, arg))
 
     def run(self, until: float) -> None:
         """Advance both calendars to ``until``; events at exactly ``until`` run."""
@@ -49,9 +49,10 @@ class Kernel:
                 t, _, handler, arg = heappop(heap)
                 self.now = t
                 handler(arg)
-            if env.peek() <= until and (not heap or env.peek() < heap[0][0]):
+            t_env = env.peek()
+            if t_env <= until and (not heap or t_env < heap[0][0]):
+                self.now = t_env          # SimPy callbacks read kernel.now: advance it first
                 env.step()
-                self.now = env.now
             elif not heap or heap[0][0] > until:
                 break
         self.now = until

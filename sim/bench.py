@@ -1,0 +1,103 @@
+"""Benchmark: capsim against a plain one-SimPy-process-per-request model of the same work.
+
+    python -m sim.bench                 # throughput, latency agreement, memory growth
+    python -m sim.bench --repeat 5 --no-memory
+
+The work is ``scenarios/bench/webtier.yaml`` (Poisson 500 req/s for 600 s, round robin
+over 6 single-worker instances, 20% of requests borrow a pooled connection for an
+Exp(15 ms) query between two Exp(4 ms) CPU slices). Both models run in this process,
+alternately, ``--repeat`` times each with the same seeds; the figures are medians.
+Memory: peak RSS of a 1 h and a 6 h capsim run, each in a fresh subprocess.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "bench" / "webtier.yaml"
+TARGET_RATIO, TARGET_LATENCY, TARGET_MEMORY = 5.0, 0.03, 0.20
+
+
+def _scenario(path: Path = SCENARIO, horizon: float | None = None):
+    import sim
+    overrides = [] if horizon is None else [f"horizon={horizon}"]
+    return sim.load_scenario(path, overrides)
+
+
+def run_capsim(seed: int, horizon: float | None = None) -> dict:
+    import sim
+    r = sim.run(_scenario(horizon=horizon), seed=seed)
+    s = r.summary
+    return {"requests": s["requests"]["completed"], "wall_seconds": s["wall_seconds"],
+            "throughput": s["requests"]["completed"] / s["wall_seconds"],
+            "latency_mean_ms": s["latency_ms"]["mean"], "latency_p95_ms": s["latency_ms"]["p95"]}
+
+
+def run_plain(seed: int) -> dict:
+    from sim.bench_reference import run_reference
+    return run_reference(seed=seed)
+
+
+def peak_rss_mb(horizon: float, seed: int = 1) -> float:
+    """Peak resident memory of a fresh process that runs the benchmark work for ``horizon``."""
+    code = ("import resource, sim.bench as b; b.run_capsim(%d, %r); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)" % (seed, horizon))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[-1]) / 1024.0   # Linux reports KiB
+
+
+def _median(rows: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each model (default 3)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the 1 h / 6 h memory check")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = ap.parse_args(argv)
+    caps, plain = [], []
+    for seed in range(1, args.repeat + 1):
+        plain.append(run_plain(seed))
+        caps.append(run_capsim(seed))
+    fig = {"capsim_rps": _median(caps, "throughput"), "plain_rps": _median(plain, "throughput")}
+    fig["ratio"] = fig["capsim_rps"] / fig["plain_rps"]
+    for key in ("latency_mean_ms", "latency_p95_ms"):
+        a, b = statistics.mean(r[key] for r in caps), statistics.mean(r[key] for r in plain)
+        fig[f"capsim_{key}"], fig[f"plain_{key}"], fig[f"{key}_rel_diff"] = a, b, abs(a - b) / b
+    if not args.no_memory:
+        fig["rss_1h_mb"], fig["rss_6h_mb"] = peak_rss_mb(3600.0), peak_rss_mb(21600.0)
+        fig["rss_growth"] = fig["rss_6h_mb"] / fig["rss_1h_mb"] - 1
+    ok = _report(fig, args.repeat, as_json=args.json)
+    return 0 if ok else 1
+
+
+def _report(fig: dict, repeat: int, as_json: bool) -> bool:
+    checks = [fig["ratio"] >= TARGET_RATIO, fig["latency_mean_ms_rel_diff"] <= TARGET_LATENCY,
+              fig["latency_p95_ms_rel_diff"] <= TARGET_LATENCY]
+    if "rss_growth" in fig:
+        checks.append(fig["rss_growth"] <= TARGET_MEMORY)
+    fig["targets_met"] = all(checks)
+    if as_json:
+        print(json.dumps(fig, indent=2))
+        return fig["targets_met"]
+    print(f"work: {SCENARIO.name} (Poisson 500/s, 600 s, 6 instances x 1 worker), median of {repeat} runs each")
+    print(f"capsim            {fig['capsim_rps']:>10,.0f} simulated requests / wall s")
+    print(f"process-per-req   {fig['plain_rps']:>10,.0f} simulated requests / wall s")
+    print(f"ratio             {fig['ratio']:>10.2f}x   (target >= {TARGET_RATIO:g}x)")
+    for key, label in (("latency_mean_ms", "latency mean"), ("latency_p95_ms", "latency p95")):
+        print(f"{label:<17} capsim {fig['capsim_' + key]:.2f} ms, plain {fig['plain_' + key]:.2f} ms, "
+              f"difference {100 * fig[key + '_rel_diff']:.2f}% (target <= {100 * TARGET_LATENCY:g}%)")
+    if "rss_growth" in fig:
+        print(f"peak RSS          1 h run {fig['rss_1h_mb']:.0f} MB, 6 h run {fig['rss_6h_mb']:.0f} MB, "
+              f"growth {100 * fig['rss_growth']:.1f}% (target <= {100 * TARGET_MEMORY:g}%)")
+    print("targets met" if fig["targets_met"] else "TARGETS NOT MET")
+    return fig["targets_met"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
