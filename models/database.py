@@ -9,7 +9,7 @@ later burst pays the connect time again (never below ``min`` connections).
 Server (as PostgreSQL): opening a connection when ``max_connections`` are open fails
 ("too many clients") and the request ends with ``db_refused``. The server runs at most
 ``concurrency`` queries at once (FIFO beyond that, so query time grows with load);
-each query also pays the network round trip ``rtt``.
+each query also pays the network round trip ``rtt``, outside the server's slots.
 
 Pool policies: ``static`` (``max``/``min`` as given) or ``dynamic``, the seed's
 ``getPoolConfig``: max = min(per_instance x n, cap), min = max(min_floor, n) for n
@@ -34,7 +34,7 @@ class PoolConfig(BaseModel):
     policy: Literal["static", "dynamic"] = Field("static", description="static: max/min as given; dynamic: the seed's getPoolConfig")
     max: int = Field(20, ge=1, description="connections per instance (DB_POOL_MAX)")
     min: int = Field(0, ge=0, description="connections kept open despite idle_timeout")
-    idle_timeout: Duration = Field(30.0, description="an idle connection closes after this (DB_POOL_IDLE_TIMEOUT)")
+    idle_timeout: Duration = Field(30.0, description="an idle connection closes after this; 0 = never (DB_POOL_IDLE_TIMEOUT)")
     acquire_timeout: Duration = Field(2.0, description="wait for a connection at most this long, then fail; 0 waits forever (DB_POOL_CONNECTION_TIMEOUT)")
     per_instance: int = Field(20, ge=1, description="dynamic policy: connections per running instance")
     cap: int = Field(100, ge=1, description="dynamic policy: upper bound of max")
@@ -65,7 +65,7 @@ class Database:
         self._t_busy = kernel.now
         self.rtt = config.rtt
         self.connect_time = draws(config.connect_time, rng)
-        self._on_query_done = self._query_done
+        self._on_query_done, self._on_answer = self._query_done, self._answer
 
     def try_open(self) -> bool:
         """Reserve a connection slot; False when the server is full."""
@@ -90,7 +90,7 @@ class Database:
         k = self.kernel
         self._account(k.now)
         self.active += 1
-        k.at(k.now + self.rtt + req.queries[req.qi], self._on_query_done, req)
+        k.at(k.now + req.queries[req.qi], self._on_query_done, req)
 
     def _query_done(self, req) -> None:
         self._account(self.kernel.now)
@@ -98,6 +98,12 @@ class Database:
         if self.queue:
             self._start(self.queue.popleft())
         req.qi += 1
+        if self.rtt > 0:       # the answer travels back; the server slot is already free
+            self.kernel.after(self.rtt, self._on_answer, req)
+        else:
+            req.inst.pool.query_done(req)
+
+    def _answer(self, req) -> None:
         req.inst.pool.query_done(req)
 
     def _account(self, now: float) -> None:
@@ -119,10 +125,10 @@ class Database:
 class Pool:
     """One instance's ``pg.Pool``."""
 
-    def __init__(self, kernel, db: Database, config: PoolConfig, instance, done):
+    def __init__(self, kernel, db: Database, config: PoolConfig, instance):
         self.kernel, self.db, self.config, self.instance = kernel, db, config, instance
-        self._done = done                 # done(req, outcome) for failed acquires
         self.max, self.min = config.max, config.min
+        self.idle_timeout = config.idle_timeout if config.idle_timeout > 0 else float("inf")
         self.idle: list[float] = []       # release times of idle connections, oldest first
         self.total = 0                    # open or opening
         self.in_use = 0
@@ -141,7 +147,9 @@ class Pool:
             self.min = max(c.min_floor, instances)
 
     def expire(self, now: float) -> None:
-        """Close connections idle for ``idle_timeout`` (at the time they expired)."""
+        """Close connections idle for ``idle_timeout`` (at the time they expired); 0 = never."""
+        if self.config.idle_timeout <= 0:
+            return
         idle, limit = self.idle, now - self.config.idle_timeout
         n = 0
         while n < len(idle) and idle[n] <= limit and self.total - n > self.min:
@@ -154,7 +162,7 @@ class Pool:
     def acquire(self, req) -> None:
         idle, now = self.idle, self.kernel.now
         req.t_wait = now
-        if idle and idle[0] <= now - self.config.idle_timeout:
+        if idle and idle[0] <= now - self.idle_timeout:
             self.expire(now)
         if idle:
             idle.pop()

@@ -53,21 +53,25 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
 class _Drawn:
     """One endpoint's random sources, each its own stream, drawn at arrival."""
 
-    def __init__(self, ep: Endpoint, streams, name: str):
-        self.cpu_pre = draws(ep.cpu_pre, streams.get(f"endpoint.{name}.cpu_pre"))
-        self.cpu_post = draws(ep.cpu_post, streams.get(f"endpoint.{name}.cpu_post"))
-        self.query = draws(ep.query_time, streams.get(f"endpoint.{name}.query"))
-        self.u = uniforms(streams.get(f"endpoint.{name}.db_needed"))
+    def __init__(self, ep: Endpoint, streams, tag: str):
+        self.cpu_pre = draws(ep.cpu_pre, streams.get(f"{tag}.cpu_pre"))
+        self.cpu_post = draws(ep.cpu_post, streams.get(f"{tag}.cpu_post"))
+        self.query = draws(ep.query_time, streams.get(f"{tag}.query"))
+        self.u = uniforms(streams.get(f"{tag}.db_needed"))
         self.queries, self.p = ep.queries, ep.db_probability
 
 
 class RequestFactory:
-    """Makes requests with all their random draws, in arrival order."""
+    """Makes one source's requests with all their random draws, in arrival order.
 
-    def __init__(self, endpoints: dict[str, Endpoint], streams):
+    Each source has its own factory and streams (``<source>.endpoint.<name>.*``), so
+    adding a source or a draw in one never shifts another's draws.
+    """
+
+    def __init__(self, endpoints: dict[str, Endpoint], streams, source: str):
         self.names = list(endpoints)
         self.index = {n: i for i, n in enumerate(self.names)}
-        self._drawn = [_Drawn(endpoints[n], streams, n) for n in self.names]
+        self._drawn = [_Drawn(endpoints[n], streams, f"{source}.endpoint.{n}") for n in self.names]
 
     def make(self, t: float, ep: int, client, flow) -> Request:
         d = self._drawn[ep]

@@ -3,7 +3,8 @@
 An instance runs ``workers`` event loops (default: the plan's vCPUs). CPU work holds
 a worker; waiting on the database does not. A request takes a CPU slice, then (if it
 needs the database) borrows a connection from its instance's pool and runs its
-queries, then takes a second CPU slice (after an await, a request rejoins the queue).
+queries, then takes a second CPU slice (after an await, a request rejoins the queue;
+a second slice of zero work needs no worker and the response leaves at once).
 Slices queue FIFO for a free worker.
 """
 from __future__ import annotations
@@ -65,16 +66,20 @@ class Instance:
     def _cpu_done(self, req) -> None:
         if req.stage == 0:
             req.stage = 1
-            if req.queries is None:
-                self.cpu(req, req.cpu_post)
-            else:
+            if req.queries is not None:
                 self.pool.acquire(req)
-        else:
-            self.finish(req, OK)
+                return
+            if req.cpu_post > 0:       # no database step: after_db(req), inlined (hot path)
+                self.cpu(req, req.cpu_post)
+                return
+        self.finish(req, OK)
 
     def after_db(self, req) -> None:
-        """The database step is over (the pool calls this)."""
-        self.cpu(req, req.cpu_post)
+        """The database step is over (or there was none): the second slice, if any work."""
+        if req.cpu_post > 0:
+            self.cpu(req, req.cpu_post)
+        else:
+            self.finish(req, OK)
 
     def finish(self, req, outcome: int) -> None:
         self.in_flight -= 1

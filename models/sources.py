@@ -9,6 +9,7 @@ current exponential is kept (time rescaling), so each request still costs one dr
 """
 from __future__ import annotations
 
+from heapq import heappush
 from math import sqrt
 
 from models.distributions import Exponential, draws, uniforms
@@ -108,7 +109,7 @@ class SessionSource:
     def _reschedule(self) -> None:
         self._version += 1
         n = len(self.active)
-        if n:
+        if n and self.rate > 0:
             self.kernel.at(self._t_clock + max(self._work, 0.0) / (self.rate * n), self._on_request, self._version)
 
     def _request(self, version: int) -> None:
@@ -158,7 +159,8 @@ class OpenLoopSource:
 
     def _schedule(self, t: float) -> None:
         if self._gap is not None:                 # constant rate from t = 0: no inversion needed
-            self.kernel.at(t + next(self._exp) * self._gap, self._on_arrival, None)
+            k = self.kernel
+            heappush(k.heap, (t + next(self._exp) * self._gap, next(k.seq), self._on_arrival, None))
             return
         nxt = invert(t, next(self._exp), self.segment)
         if nxt < INF:

@@ -20,7 +20,8 @@ DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0,
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _DURATION = re.compile(rf"^\s*({_NUM})\s*(us|ms|s|min|m|h|d|w)?\s*$")
 _RATE = re.compile(rf"^\s*({_NUM})\s*(?:/\s*(us|ms|s|min|m|h|d|w))?\s*$")
-_COMPOUND = re.compile(rf"({_NUM})\s*(us|ms|s|min|m|h|d|w)")
+_UNUM = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_COMPOUND = re.compile(rf"({_UNUM})\s*(us|ms|s|min|m|h|d|w)")
 
 
 def _number(value: object, what: str) -> float:
@@ -28,7 +29,7 @@ def _number(value: object, what: str) -> float:
         raise ValueError(f"expected {what}, got {value!r}")
     x = float(value)  # type: ignore[arg-type]
     if not math.isfinite(x):
-        raise ValueError(f"expected a finite {what}, got {value!r}")
+        raise ValueError(f"expected a finite value for {what}, got {value!r}")
     return x
 
 
@@ -40,9 +41,12 @@ def parse_duration(value: object) -> float:
         m = _DURATION.match(value)
         if m:
             return _number(m.group(1), "a duration") * DURATION_UNITS[m.group(2) or "s"]
-        parts = _COMPOUND.findall(value)
-        if parts and _COMPOUND.sub("", value).strip() == "":
-            return sum(float(n) * DURATION_UNITS[u] for n, u in parts)
+        body = value.strip()
+        sign = -1.0 if body[:1] == "-" else 1.0
+        body = body[1:] if body[:1] in "+-" else body
+        parts = _COMPOUND.findall(body)
+        if parts and _COMPOUND.sub("", body).strip() == "":
+            return sign * sum(float(n) * DURATION_UNITS[u] for n, u in parts)
     raise ValueError(
         f"expected a duration such as 90s, 15m, 2h, 1d, 250ms or a number of seconds, got {value!r}")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from models.distributions import Distribution, LogNormal
 from models.endpoints import DEFAULT_ENDPOINTS, Endpoint
@@ -47,7 +47,9 @@ def _offset_or_datetime(value):
     return parse_duration(value)
 
 
-When = Annotated[float | datetime, BeforeValidator(_offset_or_datetime)]
+When = Annotated[float | datetime, BeforeValidator(_offset_or_datetime),
+                 WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}],
+                                 "description": "ISO date-time (2026-01-10T18:00) or an offset such as 5d18h"})]
 
 
 class Event(BaseModel):
@@ -152,6 +154,11 @@ class WorkloadConfig(BaseModel):
             for name in list(src.mix or {}) + list(src.flow or []):
                 if name not in known:
                     raise ValueError(f"open_loop[{i}]: unknown endpoint {name!r}; expected one of {sorted(known)}")
+        aware = self.start.tzinfo is not None
+        for ev in (self.sessions.events if self.sessions else []):
+            if isinstance(ev.start, datetime) and (ev.start.tzinfo is not None) != aware:
+                raise ValueError(f"sessions.events: event {ev.name!r} start {ev.start.isoformat()} and workload.start "
+                                 f"{self.start.isoformat()}: expected both with a time zone or both without")
         if self.sessions is not None and sum(e.weight for e in self.endpoints.values()) <= 0:
             raise ValueError("endpoints: expected some weight > 0 for session traffic")
         return self

@@ -47,7 +47,7 @@ class Metrics:
         self.total_count = np.zeros(n, dtype=np.int64)
         self.total_lat = np.zeros(n)
         self.total_arrivals = 0
-        self.in_system_at_warmup = 0 if warmup > 0 else 0
+        self.in_system_at_warmup = 0
         self.pool_wait = LogHistogram(rel_err=REL_ERR)   # pools record into it (bucket 0 = no wait)
         self.total_pool_wait = LogHistogram(rel_err=REL_ERR)
         self.rows: list[dict] = []

@@ -34,28 +34,30 @@ class Model:
         self.streams = streams = Streams(self.seed)
         self.db = Database(k, sc.database, streams.get("database.connect"))
         self.lb = LoadBalancer(sc.load_balancer, streams.get("load_balancer"))
+        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[])
+        self._arrive, self._record = self.metrics.arrive, self.metrics.done
+        flows = any(ol.flow for ol in sc.workload.open_loop)
+        self._done = self._done_with_flow if flows else self._record   # no flows: only record
         self.fleet = Fleet(k, sc.instances, sc.pricing.plans, self.lb, self._make_pool, self._done)
         wl = sc.workload
-        self.factory = RequestFactory(wl.endpoints, streams)
         self.sources: list = []
+        self.sessions = None
         if wl.sessions is not None:
             cal = Calendar(wl.start, wl.sessions.events)
-            self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, self.factory, self.route, streams)
+            factory = RequestFactory(wl.endpoints, streams, "sessions")
+            self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams)
             self.sources.append(self.sessions)
-        else:
-            self.sessions = None
         for i, ol in enumerate(wl.open_loop):
-            self.sources.append(OpenLoopSource(k, ol, wl.endpoints, self.factory, self.route, streams, i))
-        probes = [self.fleet.sample, self.db.sample]
+            factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}")
+            self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
+        self.metrics.probes += [self.fleet.sample, self.db.sample]
         if self.sessions is not None:
-            probes.append(self.sessions.sample)
-        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes)
-        self._arrive, self._record = self.metrics.arrive, self.metrics.done
+            self.metrics.probes.append(self.sessions.sample)
         self.wall_seconds = 0.0
 
     def _make_pool(self, instance):
-        pool = Pool(self.kernel, self.db, self.scenario.database.pool, instance, self._done)
-        pool.wait_hist = self.metrics.pool_wait   # instances start in run(), after metrics exist
+        pool = Pool(self.kernel, self.db, self.scenario.database.pool, instance)
+        pool.wait_hist = self.metrics.pool_wait
         return pool
 
     # -- request path -----------------------------------------------------------
@@ -67,7 +69,7 @@ class Model:
         else:
             self._done(req, UNAVAILABLE)
 
-    def _done(self, req, outcome: int) -> None:
+    def _done_with_flow(self, req, outcome: int) -> None:
         self._record(req, outcome)
         if req.flow is not None:
             req.flow[0].follow(req)

@@ -15,9 +15,7 @@ from models.units import Duration, PositiveDuration
 from models.workload import WorkloadConfig
 from sim.metrics import MetricsConfig
 
-__all__ = ["Scenario", "SCHEMA_URL_COMMENT"]
-
-SCHEMA_URL_COMMENT = "# yaml-language-server: $schema=../capsim.schema.json"
+__all__ = ["Scenario"]
 
 
 class Scenario(BaseModel):
