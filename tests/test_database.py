@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sim
-from models.database import Database, DatabaseConfig, Pool, PoolConfig
+from models.database import Database, DatabaseConfig, Pool
 from models.request import DB_REFUSED, POOL_TIMEOUT, Request
 from sim.engine import Kernel
 from sim.model import Model

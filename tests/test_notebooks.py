@@ -1,6 +1,5 @@
 """The notebooks run top to bottom (code cells executed in order, short horizon)."""
 import json
-import os
 from pathlib import Path
 
 import pytest
