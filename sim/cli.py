@@ -127,7 +127,11 @@ def format_summary(s: dict, rows: list[dict]) -> str:
     """A dozen lines for a terminal from ``Result.summary`` (and the rows, for the run's speed)."""
     from sim.docs import human_duration
     req, lat, pool, inst = s["requests"], s["latency_ms"], s["pool"], s["instances"]
-    outcomes = ", ".join(f"{k} {req[k]:,}" for k in ("ok", "pool_timeout", "db_refused", "unavailable") if k in req)
+    from models.request import OUTCOMES
+    outcomes = ", ".join(f"{k} {req[k]:,}" for k in OUTCOMES)
+    for key, label in (("in_flight_start", "in flight at warm-up end"), ("in_flight_end", "in flight at the horizon")):
+        if req.get(key):
+            outcomes += f"; {label} {req[key]:,}"
     simulated = sum(r.get("arrivals", 0) for r in rows)
     speed = f"{simulated / s['wall_seconds']:,.0f} simulated requests per second" if s["wall_seconds"] else "instant"
     lines = [
