@@ -23,7 +23,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.distributions import Constant, Distribution, draws
-from models.request import DB_REFUSED, POOL_TIMEOUT
+from models.request import DB_ERROR, DB_REFUSED, POOL_TIMEOUT, Request
 from models.units import Duration
 
 __all__ = ["PoolConfig", "DatabaseConfig", "Database", "Pool"]
@@ -64,6 +64,7 @@ class Database:
         self.busy_area = 0.0
         self._t_busy = kernel.now
         self.rtt = config.rtt
+        self.down = False             # an outage: connections fail, open ones are broken
         self.connect_time = draws(config.connect_time, rng)
         self._on_query_done, self._on_answer = self._query_done, self._answer
 
@@ -86,6 +87,10 @@ class Database:
         else:
             self.queue.append(req)
 
+    def _fill(self) -> None:
+        while self.queue and (self.slots is None or self.active < self.slots):
+            self._start(self.queue.popleft())
+
     def _start(self, req) -> None:
         k = self.kernel
         self._account(k.now)
@@ -105,6 +110,29 @@ class Database:
 
     def _answer(self, req) -> None:
         req.inst.pool.query_done(req)
+
+    def release_slots(self, events) -> None:
+        """Queries whose completion events were taken out (their client died) free their slots."""
+        for handler, _ in events:
+            if handler == self._on_query_done:
+                self._account(self.kernel.now)
+                self.active -= 1
+        self._fill()
+
+    def outage(self, duration: float) -> None:
+        """The server goes away for ``duration``: every request in its database step fails."""
+        self.down = True
+        events = self.kernel.remove(lambda handler, arg: isinstance(arg, Request) and arg.in_db)
+        victims = {id(r): r for _, r in events}
+        for pool in self.pools:
+            victims.update((id(r), r) for r in pool.abandon(events))
+        for req in victims.values():
+            req.in_db = req.waiting = False
+            req.inst.finish(req, DB_ERROR)
+        self.kernel.after(duration, self._recover, None)
+
+    def _recover(self, _) -> None:
+        self.down = False
 
     def _account(self, now: float) -> None:
         self.busy_area += self.active * (now - self._t_busy)
@@ -137,6 +165,7 @@ class Pool:
         self.timeouts = 0
         self.wait_hist = None             # LogHistogram of acquire times (set by the model)
         self._on_connected, self._on_refused = self._connected, self._refused
+        self._on_unreachable = self._unreachable
         self._on_timeout = self._timeout
         db.pools.append(self)
 
@@ -162,6 +191,7 @@ class Pool:
     def acquire(self, req) -> None:
         idle, now = self.idle, self.kernel.now
         req.t_wait = now
+        req.in_db = True
         if idle and idle[0] <= now - self.idle_timeout:
             self.expire(now)
         if idle:
@@ -180,24 +210,52 @@ class Pool:
 
     def _open(self, req) -> None:
         self.total += 1
-        ok = self.db.try_open()
-        self.kernel.after(next(self.db.connect_time), self._on_connected if ok else self._on_refused, req)
+        db = self.db
+        if db.down:
+            handler = self._on_unreachable
+        else:
+            handler = self._on_connected if db.try_open() else self._on_refused
+        self.kernel.after(next(db.connect_time), handler, req)
 
     def _connected(self, req) -> None:
         self.in_use += 1
         self.wait_hist.add(self.kernel.now - req.t_wait)
         self.db.query(req)
 
-    def _refused(self, req) -> None:
+    def _refused(self, req, outcome: int = DB_REFUSED) -> None:
         self.total -= 1
-        self.instance.finish(req, DB_REFUSED)
+        req.in_db = False
+        self.instance.finish(req, outcome)
         self._serve_waiter_by_opening()
+
+    def _unreachable(self, req) -> None:
+        self._refused(req, DB_ERROR)
+
+    def abandon(self, events) -> list:
+        """Its instance died or the server went away: close every connection.
+
+        ``events`` were taken out of the calendar; returns the requests that were
+        queued here or at the server (their events were not in the calendar).
+        """
+        db, inst = self.db, self.instance
+        mine = [(h, r) for h, r in events if r.inst is inst]
+        db.release_slots(mine)
+        queued = [r for r in db.queue if r.inst is inst]
+        if queued:
+            db.queue = deque(r for r in db.queue if r.inst is not inst)
+        waiters = [r for r in self.waiters if r.waiting]
+        connecting = sum(1 for h, _ in mine if h == self._on_connected)   # counted by the server
+        db.connections -= len(self.idle) + self.in_use + connecting
+        self.idle, self.total, self.in_use = [], 0, 0
+        self.waiters, self.waiting = deque(), 0
+        return queued + waiters
 
     def _timeout(self, req) -> None:
         if req.waiting:
             req.waiting = False
             self.waiting -= 1
             self.timeouts += 1
+            req.in_db = False
             self.wait_hist.add(self.kernel.now - req.t_wait)
             self.instance.finish(req, POOL_TIMEOUT)
 
@@ -205,6 +263,7 @@ class Pool:
         if req.qi < len(req.queries):
             self.db.query(req)
             return
+        req.in_db = False
         self._release()
         self.instance.after_db(req)
 

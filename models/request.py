@@ -2,21 +2,23 @@
 
 Outcomes: ``ok``; ``pool_timeout`` (no connection within the acquire timeout);
 ``db_refused`` (the server had ``max_connections`` open); ``unavailable`` (no instance
-was ready to take it, a 503). Every request ends with exactly one outcome and a latency; one still in the system
+was ready to take it, a 503); ``db_error`` (the database was down); ``crashed`` (its
+instance crashed); ``terminated`` (killed at the end of a scale-in's shutdown delay). Every request ends with exactly one outcome and a latency; one still in the system
 at the horizon is counted as in flight. Nothing is dropped silently.
 """
 from __future__ import annotations
 
-__all__ = ["Request", "OUTCOMES", "OK", "POOL_TIMEOUT", "DB_REFUSED", "UNAVAILABLE"]
+__all__ = ["Request", "OUTCOMES", "OK", "POOL_TIMEOUT", "DB_REFUSED", "UNAVAILABLE", "DB_ERROR",
+           "CRASHED", "TERMINATED"]
 
-OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable")
-OK, POOL_TIMEOUT, DB_REFUSED, UNAVAILABLE = range(4)
+OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable", "db_error", "crashed", "terminated")
+OK, POOL_TIMEOUT, DB_REFUSED, UNAVAILABLE, DB_ERROR, CRASHED, TERMINATED = range(7)
 
 
 class Request:
     """Per-request state; all random draws are made at arrival (common random numbers)."""
     __slots__ = ("t0", "endpoint", "cpu_pre", "cpu_post", "queries", "qi", "client",
-                 "flow", "inst", "stage", "waiting", "t_wait")
+                 "flow", "inst", "stage", "waiting", "t_wait", "in_db")
 
     def __init__(self, t0, endpoint, cpu_pre, cpu_post, queries, client, flow):
         self.t0 = t0              # arrival time at the load balancer (s)
@@ -30,4 +32,5 @@ class Request:
         self.inst = None          # the instance serving it
         self.stage = 0            # 0: before the database step, 1: after it
         self.waiting = False      # queued for a pool connection
-        self.t_wait = 0.0         # when it started waiting for a connection
+        self.t_wait = 0.0         # when it asked for a connection
+        self.in_db = False        # between asking for a connection and releasing it

@@ -22,10 +22,17 @@ def default_scenario() -> Scenario:
     return Scenario()
 
 
-def run(scenario: Scenario | None = None, seed: int | None = None) -> Result:
-    """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own)."""
-    model = Model(scenario if scenario is not None else Scenario(), seed).run()
-    return Result(summarize(model), model.metrics.rows)
+def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
+        allow_code: bool = False) -> Result:
+    """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
+
+    ``policy``: a custom autoscaling policy object (``interval``, ``window``,
+    ``decide(obs)``) used instead of the scenario's. ``allow_code``: let a scenario's
+    ``autoscaler: {policy: custom, path: ...}`` import its class.
+    """
+    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code).run()
+    events = [e.row() for e in model.controller.events] if model.controller is not None else []
+    return Result(summarize(model), model.metrics.rows, events)
 
 
 def load_scenario(path, overrides: list[str] | None = None) -> Scenario:

@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+from models.autoscaling import CodeNotAllowed
 from sim.loader import ScenarioError, load, load_text
 
 __all__ = ["main", "format_summary"]
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="base random seed (default: the scenario's seed)")
     run.add_argument("--out", help="output directory (default: capsim-out/<scenario name>)")
     run.add_argument("--quiet", action="store_true", help="print only the output directory")
+    run.add_argument("--allow-code", action="store_true",
+                     help="let the scenario import the custom policy class it names (autoscaler.path)")
     _set_option(run)
     run.set_defaults(func=_run)
     val = sub.add_parser("validate", help="check a scenario file; print every problem")
@@ -82,19 +85,26 @@ def _scenario(file: str | None, overrides: list[str]):
 def _run(args) -> int:
     import sim
     scenario = _scenario(args.file, args.overrides)
-    result = sim.run(scenario, args.seed)
+    try:
+        result = sim.run(scenario, args.seed, allow_code=args.allow_code)
+    except CodeNotAllowed as exc:
+        print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else Path("capsim-out") / _slug(scenario.name)
     result.write(out)
     if args.quiet:
         print(out)
     else:
         print(format_summary(result.summary, result.rows))
-        print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}")
+        print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'scaling_events.csv'}")
     return 0
 
 
 def _validate(args) -> int:
-    _scenario(args.file, args.overrides)
+    from sim.checks import warnings
+    scenario = _scenario(args.file, args.overrides)
+    for text in warnings(scenario):
+        print(f"warning: {text}")
     print("ok")
     return 0
 
@@ -144,7 +154,9 @@ def format_summary(s: dict, rows: list[dict]) -> str:
         ("latency", "  ".join(f"{k} {_ms(lat[k])}" for k in ("mean", "p50", "p95", "p99"))),
         ("pool", f"wait p95 {_ms(pool['wait_p95_ms'])}, {pool['timeouts']:,} timeouts"),
         ("instances", f"mean {_num(inst['mean'], 2)}, max {inst['max']}, {_num(s['instance_hours'], 2)} instance-hours"),
-        ("cost", f"${_num(s['cost_usd'], 4)}"),
+        ("scaling", f"{s['scaling_events']} scaling events, {s['crashes']} crashes"),
+        ("cost", f"${_num(s['cost_usd'], 4)} (projected ${_num(s['monthly_cost_usd'], 2)}/month: "
+                 f"{s['monthly_cost_method']})"),
         ("wall time", f"{s['wall_seconds']:.2f} s ({speed})"),
     ]
     return "\n".join(f"{k:<10} {v}" for k, v in lines)

@@ -13,7 +13,7 @@ kernel events (at ``now`` or later) and read model state.
 """
 from __future__ import annotations
 
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from itertools import count
 from typing import Any, Callable
 
@@ -39,6 +39,20 @@ class Kernel:
 
     def after(self, delay: float, handler: Callable[[Any], None], arg: Any = None) -> None:
         heappush(self.heap, (self.now + delay, next(self.seq), handler, arg))
+
+    def remove(self, pred: Callable[[Callable, Any], bool]) -> list[tuple[Callable, Any]]:
+        """Take out every pending event with ``pred(handler, arg)``; returns them in time order.
+
+        O(pending events): meant for rare moments (a crash, an outage), never the hot path.
+        """
+        keep, out = [], []
+        for ev in self.heap:
+            (out if pred(ev[2], ev[3]) else keep).append(ev)
+        if out:
+            self.heap[:] = keep
+            heapify(self.heap)
+        out.sort(key=lambda ev: (ev[0], ev[1]))
+        return [(ev[2], ev[3]) for ev in out]
 
     def run(self, until: float) -> None:
         """Advance both calendars to ``until``; events at exactly ``until`` run."""

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import time
 
+from models.autoscaling import build_parts
+from models.autoscaling.fixed import FixedConfig
 from models.database import Database, Pool
-from models.instance import Fleet
+from models.faults import FaultInjector
+from models.fleet import Fleet
 from models.load_balancer import LoadBalancer
+from models.pricing import Billing
 from models.request import OUTCOMES
 from models.sources import OpenLoopSource, SessionSource
 from models.endpoints import RequestFactory
 from models.workload import Calendar
+from sim.autoscaler import Controller
 from sim.engine import Kernel
 from sim.metrics import Metrics
 from sim.scenario import Scenario
@@ -27,7 +32,7 @@ UNAVAILABLE = OUTCOMES.index("unavailable")
 class Model:
     """build (``__init__``) -> ``run()`` -> ``summary()`` / ``rows``."""
 
-    def __init__(self, scenario: Scenario, seed: int | None = None):
+    def __init__(self, scenario: Scenario, seed: int | None = None, policy=None, allow_code: bool = False):
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else int(seed)
         self.kernel = k = Kernel()
@@ -38,7 +43,8 @@ class Model:
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
-        self.fleet = Fleet(k, sc.instances, sc.pricing.plans, self.lb, self._make_pool, self._done)
+        self.fleet = Fleet(k, sc.instances, sc.pricing.plans, self.lb, self._make_pool, self._done,
+                           streams.get("fleet.provisioning"))
         wl = sc.workload
         self.sources: list = []
         self.sessions = None
@@ -50,10 +56,27 @@ class Model:
         for i, ol in enumerate(wl.open_loop):
             factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}")
             self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
-        self.metrics.probes += [self.fleet.sample, self.db.sample]
+        self.billing = Billing(sc.pricing, self.fleet)
+        self.metrics.probes += [self.fleet.sample, self.db.sample, self.billing.sample]
         if self.sessions is not None:
             self.metrics.probes.append(self.sessions.sample)
+        self.controller = self._controller(policy, allow_code)
+        self.faults = FaultInjector(sc.faults, self.fleet, self.db, streams.get("faults.crash_times"),
+                                    streams.get("faults.crash_pick"))
         self.wall_seconds = 0.0
+
+    def _controller(self, policy, allow_code: bool):
+        sc = self.scenario
+        config = sc.autoscaler
+        if config is None and policy is None and sc.schedule is None and sc.predictive is None:
+            return None
+        if config is None:
+            config = FixedConfig(instances=sc.instances.count)
+        cal = Calendar(sc.workload.start, sc.workload.sessions.events if sc.workload.sessions else [])
+        policy, schedule, prescaler = build_parts(config, sc.schedule, sc.predictive, sc.workload.start,
+                                                  [(a, b) for a, b, _ in cal.events], allow_code, policy)
+        return Controller(self.kernel, self.fleet, policy, config.min_instances, config.max_instances,
+                          schedule, prescaler)
 
     def _make_pool(self, instance):
         pool = Pool(self.kernel, self.db, self.scenario.database.pool, instance)
@@ -78,10 +101,14 @@ class Model:
     def run(self) -> "Model":
         sc = self.scenario
         for _ in range(sc.instances.count):
-            self.fleet.start()
+            self.fleet.start(ready_after=0.0)
+        env = self.kernel.env
         for src in self.sources:
             src.start()
-        self.kernel.env.process(self.metrics.process(self.kernel.env))
+        env.process(self.metrics.process(env))
+        if self.controller is not None:
+            env.process(self.controller.process(env))
+        self.faults.start(env)
         t = time.perf_counter()
         self.kernel.run(sc.horizon)
         self.wall_seconds = time.perf_counter() - t

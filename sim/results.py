@@ -12,26 +12,35 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.pricing import instance_cost
+from models.pricing import extras_cost, instance_cost, monthly_projection
 from models.request import OUTCOMES
 
 __all__ = ["Result", "summarize"]
+
+
+EVENT_COLUMNS = ["time", "from", "to", "reason"]
 
 
 @dataclass
 class Result:
     summary: dict
     rows: list[dict] = field(repr=False)
+    events: list[dict] = field(default_factory=list, repr=False)   # scaling events
 
     @property
     def timeseries(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+    @property
+    def scaling_events(self) -> pd.DataFrame:
+        return pd.DataFrame(self.events, columns=None if self.events else EVENT_COLUMNS)
 
     def write(self, out: str | Path) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
+        self.scaling_events.to_csv(out / "scaling_events.csv", index=False)
         return out
 
 
@@ -48,7 +57,10 @@ def summarize(model) -> dict:
     rows = [r for r in m.rows if not r["warmup"]]
     inst_mean = sum(r["instances"] * (r["t_end"] - r["t_start"]) for r in rows) / window
     seconds = model.fleet.instance_seconds(sc.warmup, sc.horizon)
-    cost = sum(instance_cost(sc.pricing, plan, s) for plan, s in seconds.items())
+    compute = sum(instance_cost(sc.pricing, plan, s) for plan, s in seconds.items())
+    cost = compute + extras_cost(sc.pricing, window)
+    events = model.controller.events if model.controller is not None else []
+    peak_users = max((r.get("sessions", 0) for r in rows), default=0)
     lat, ok = m.latency_ms(), m.latency_ms(["ok"])
     wait = m.total_pool_wait
     return {
@@ -72,10 +84,17 @@ def summarize(model) -> dict:
         "instance_hours": _f(sum(seconds.values()) / 3600, 4),
         "instance_hours_by_plan": {p: _f(s / 3600, 4) for p, s in seconds.items()},
         "cost_usd": _f(cost, 4),
+        "cost_compute_usd": _f(compute, 4),
+        "monthly_cost_usd": _f(monthly_projection(cost, window, sc.pricing), 2),
+        "monthly_cost_method": f"measured cost rate x {sc.pricing.hours_per_month:g} h",
+        "cost_per_1000_requests_usd": _f(1000 * cost / completed if completed else float("nan"), 6),
+        "cost_per_peak_user_usd": _f(cost / peak_users if peak_users else float("nan"), 6),
+        "scaling_events": sum(1 for e in events if e.time >= sc.warmup),
+        "crashes": model.faults.crashes,
         "cpu_util_mean": _f(_weighted(rows, "cpu_util")),
         "db_active_mean": _f(_weighted(rows, "db_active_mean")),
         "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
-                     "peak": max((r.get("sessions", 0) for r in rows), default=0)},
+                     "peak": peak_users},
     }
 
 

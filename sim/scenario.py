@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.autoscaling import AutoscalerConfig, PredictiveConfig, ScheduleConfig
 from models.database import DatabaseConfig
+from models.faults import FaultsConfig
 from models.instance import InstancesConfig
 from models.load_balancer import LoadBalancerConfig
 from models.pricing import Pricing
@@ -29,10 +31,14 @@ class Scenario(BaseModel):
     seed: int = Field(1, ge=0, description="base seed of every random stream (--seed overrides)")
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     instances: InstancesConfig = Field(default_factory=InstancesConfig)
+    autoscaler: AutoscalerConfig | None = Field(None, description="scaling policy; null keeps instances.count")
+    schedule: ScheduleConfig | None = Field(None, description="scheduled actions and pre-scaling (with any policy)")
+    predictive: PredictiveConfig | None = Field(None, description="forecast-and-scale on top of the policy")
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     pricing: Pricing = Field(default_factory=Pricing)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
 
     @model_validator(mode="after")
     def _consistent(self):

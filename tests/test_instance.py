@@ -6,7 +6,10 @@ from collections import deque
 import pytest
 
 import sim
-from models.instance import Fleet, Instance, InstancesConfig
+import numpy as np
+
+from models.fleet import Fleet
+from models.instance import Instance, InstancesConfig
 from models.pricing import DEFAULT_PLANS, Plan
 from models.request import OK, Request
 from sim.engine import Kernel
@@ -153,7 +156,7 @@ def _fleet(workers=1):
     k = Kernel()
     done = []
     fleet = Fleet(k, InstancesConfig(workers=workers), DEFAULT_PLANS, _LB(), lambda inst: _FakePool(),
-                  lambda req, out: done.append((k.now, req, out)))
+                  lambda req, out: done.append((k.now, req, out)), np.random.default_rng(0))
     return k, fleet, done
 
 
@@ -161,7 +164,7 @@ def test_fleet_sample_cpu_util_deterministic():
     """One worker: a pre [0, 0.4], post [0.4, 0.6]; b (at 0.5) pre [0.6, 0.9], post [0.9, 0.9].
     [0, 0.5]: busy 0.5 -> 1.0; [0.5, 1.0]: 0.1 + 0.3 -> 0.8; [1.0, 2.0]: 0."""
     k, fleet, done = _fleet(1)
-    inst = fleet.start()
+    inst = fleet.start(ready_after=0.0)
     k.at(0.0, inst.accept, _req(0.0, 0.4, 0.2, "a"))
     k.at(0.5, inst.accept, _req(0.5, 0.3, 0.0, "b"))
     rows = []
@@ -176,7 +179,7 @@ def test_fleet_sample_cpu_util_deterministic():
 
 def test_fleet_sample_two_workers_half_busy():
     k, fleet, _ = _fleet(2)
-    inst = fleet.start()
+    inst = fleet.start(ready_after=0.0)
     k.at(0.0, inst.accept, _req(0.0, 3.0, 0.0))          # one of two workers busy [0, 3]
     rows = []
     for a, b in [(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)]:
@@ -247,5 +250,5 @@ def test_default_workers_from_plan(plan, workers, expect):
 def test_fractional_vcpus_give_at_least_one_worker():
     plans = {"tiny": Plan(vcpus=0.5, memory_gb=0.5, usd_per_month=1), "big": Plan(vcpus=4, memory_gb=8, usd_per_month=50)}
     for plan, expect in [("tiny", 1), ("big", 4)]:
-        f = Fleet(Kernel(), InstancesConfig(plan=plan), plans, None, None, None)
+        f = Fleet(Kernel(), InstancesConfig(plan=plan), plans, None, None, None, np.random.default_rng(0))
         assert f.workers == expect

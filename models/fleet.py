@@ -1,0 +1,145 @@
+"""The fleet: starts, drains, crashes and restarts instances; tells the load balancer.
+
+Lifecycle (Render): a started instance provisions (``provisioning`` delay, billed) and
+takes traffic once its health check passes. On scale-in it leaves the load balancer at
+once, in-flight requests may finish for ``shutdown_delay``, then the rest are killed
+(outcome ``terminated``) and billing stops. A crash kills its requests (``crashed``),
+closes its pool's connections and loses its CPU backlog; the instance is restarted and
+healthy again ``restart_after`` later, billed throughout.
+"""
+from __future__ import annotations
+
+from models.distributions import draws
+from models.instance import Instance, InstancesConfig
+from models.request import CRASHED, TERMINATED, Request
+
+__all__ = ["Fleet"]
+
+
+class Fleet:
+    """Every instance of a run (``instances``) and those still running (``running``)."""
+
+    def __init__(self, kernel, config: InstancesConfig, plans: dict, lb, make_pool, done, rng):
+        self.kernel, self.config, self.lb = kernel, config, lb
+        self._make_pool, self._done = make_pool, done
+        self.plan = plans[config.plan]
+        self.workers = config.workers or max(1, int(round(self.plan.vcpus)))
+        self.memory_mb = self.plan.memory_gb * 1024.0
+        self._provisioning = draws(config.provisioning, rng)
+        self.instances: list[Instance] = []
+        self.running: list[Instance] = []
+        self.on_change_hooks: list = []
+
+    @property
+    def managed(self) -> list[Instance]:
+        """Instances an autoscaler counts: started (maybe provisioning), not draining."""
+        return [i for i in self.running if not i.draining]
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self, ready_after: float | None = None) -> Instance:
+        """Start an instance; healthy after ``ready_after`` (default: a provisioning draw)."""
+        inst = Instance(self.kernel, len(self.instances), self.config.plan, self.workers, None, self._done)
+        inst.pool = self._make_pool(inst)
+        self.instances.append(inst)
+        self.running.append(inst)
+        delay = next(self._provisioning) if ready_after is None else ready_after
+        if delay > 0:
+            self.kernel.after(delay, self._ready, inst)
+        else:
+            self._ready(inst)
+        self._changed()
+        return inst
+
+    def _ready(self, inst: Instance) -> None:
+        if inst.stopped_at is None and not inst.draining and inst not in self.lb.ready:
+            inst.ready_at = self.kernel.now
+            self.lb.ready.append(inst)
+
+    def stop(self, inst: Instance) -> None:
+        """Scale-in: out of the load balancer now; stopped when idle or at the deadline."""
+        self._unroute(inst)
+        inst.draining = True
+        inst.on_idle = self._stopped
+        if inst.in_flight == 0:
+            self._stopped(inst)
+        else:
+            self.kernel.after(self.config.shutdown_delay, self._deadline, inst)
+        self._changed()
+
+    def _deadline(self, inst: Instance) -> None:
+        if inst.stopped_at is None:
+            self.kill(inst, TERMINATED)
+
+    def _stopped(self, inst: Instance) -> None:
+        if inst.stopped_at is None:
+            inst.stopped_at = self.kernel.now
+            inst.on_idle = None
+            self.running.remove(inst)
+            self._changed()
+
+    def crash(self, inst: Instance) -> None:
+        """The process dies: its requests fail; it is healthy again after ``restart_after``."""
+        if inst.stopped_at is not None:
+            return
+        self._unroute(inst)
+        inst.crashes += 1
+        self.kill(inst, CRASHED)
+        if not inst.draining:
+            self.kernel.after(self.config.restart_after, self._ready, inst)
+
+    def kill(self, inst: Instance, outcome: int) -> None:
+        """End every request in flight on ``inst`` with ``outcome``; free its resources."""
+        now = self.kernel.now
+        events = self.kernel.remove(lambda handler, arg: isinstance(arg, Request) and arg.inst is inst)
+        victims = {id(r): r for _, r in events}
+        victims.update((id(r), r) for r in inst.pool.abandon(events))
+        inst.lose_work(now)
+        for req in victims.values():
+            req.waiting = False
+            inst.finish(req, outcome)
+
+    def _unroute(self, inst: Instance) -> None:
+        if inst in self.lb.ready:
+            self.lb.ready.remove(inst)
+
+    def _changed(self) -> None:
+        n = len(self.managed)
+        for inst in self.running:
+            inst.pool.resize(n)
+        for hook in self.on_change_hooks:
+            hook()
+
+    # -- statistics -----------------------------------------------------------------
+    def memory_util(self, inst: Instance) -> float:
+        c = self.config
+        return (c.memory_base_mb + c.memory_per_request_mb * inst.in_flight) / self.memory_mb
+
+    def sample(self, t0: float, t1: float) -> dict:
+        """Time-series columns for [t0, t1]: capacity, CPU (over ready time), memory, pools."""
+        busy = capacity = 0.0
+        live = [i for i in self.instances if i.stopped_at is None or i.stopped_at > t0]
+        for inst in live:
+            busy += inst.take_busy(t1)
+            if inst.ready_at is not None:
+                end = inst.stopped_at if inst.stopped_at is not None else t1
+                capacity += inst.workers * max(0.0, end - max(t0, inst.ready_at))
+        pools = [inst.pool for inst in self.running]
+        mem = [self.memory_util(i) for i in self.running]
+        return {"instances": len(self.running), "instances_ready": len(self.lb.ready),
+                "instances_managed": len(self.managed),
+                "cpu_util": busy / capacity if capacity else float("nan"),
+                "memory_util": sum(mem) / len(mem) if mem else float("nan"),
+                "cpu_backlog_s": sum(inst.queued_cpu(t1) for inst in self.running),
+                "pool_in_use": sum(p.in_use for p in pools),
+                "pool_waiters": sum(p.waiting for p in pools),
+                "pool_connections": sum(p.total for p in pools)}
+
+    def instance_seconds(self, t0: float, t1: float) -> dict[str, float]:
+        """Billed seconds per plan within [t0, t1] (start to stop; open intervals closed at t1)."""
+        out: dict[str, float] = {}
+        for inst in self.instances:
+            end = inst.stopped_at if inst.stopped_at is not None else t1
+            overlap = min(end, t1) - max(inst.started_at, t0)
+            if overlap > 0:
+                out[inst.plan] = out.get(inst.plan, 0.0) + overlap
+        return out

@@ -1,0 +1,70 @@
+"""Configuration checks: contradictions a simulation would reveal the hard way.
+
+Each warning names the fields, shows the arithmetic and suggests a fix. They do not
+stop a run (``capsim validate`` prints them and exits 0).
+"""
+from __future__ import annotations
+
+from models.distributions import Uniform
+
+__all__ = ["warnings"]
+
+
+def warnings(sc) -> list[str]:
+    out: list[str] = []
+    for check in (_pool_vs_max_connections, _dynamic_pool, _flapping, _cooldown_vs_provisioning):
+        out += check(sc)
+    return out
+
+
+def _max_instances(sc) -> int:
+    return sc.autoscaler.max_instances if sc.autoscaler is not None else sc.instances.count
+
+
+def _pool_vs_max_connections(sc) -> list[str]:
+    pool, n, cap = sc.database.pool, _max_instances(sc), sc.database.max_connections
+    if pool.policy != "static" or n * pool.max <= cap:
+        return []
+    return [f"database.pool.max: up to {n} instances x pool max {pool.max} = {n * pool.max} connections "
+            f"> database.max_connections {cap}; under load, opens beyond {cap} fail (db_refused). "
+            f"Fix: pool.max <= {cap // n}, or fewer instances, or a larger max_connections / a pooler"]
+
+
+def _dynamic_pool(sc) -> list[str]:
+    pool, n, cap = sc.database.pool, _max_instances(sc), sc.database.max_connections
+    if pool.policy != "dynamic":
+        return []
+    each = min(pool.per_instance * n, pool.cap)
+    if n * each <= cap:
+        return []
+    return [f"database.pool.policy: dynamic (getPoolConfig) gives each of {n} instances max "
+            f"min({pool.per_instance} x {n}, {pool.cap}) = {each}, so {n} x {each} = {n * each} "
+            f"> database.max_connections {cap}. Fix: divide instead, max = {cap} // instances "
+            f"({cap // n} at {n}), i.e. a static pool.max of {cap // n}"]
+
+
+def _flapping(sc) -> list[str]:
+    a = sc.autoscaler
+    if a is None or a.policy != "threshold" or a.max_instances < 2:
+        return []
+    n = max(2, a.min_instances + 1)
+    after = a.cpu_down * n / (n - 1)
+    if after < a.cpu_up:
+        return []
+    return [f"autoscaler.cpu_down: scaling {n} -> {n - 1} at cpu just under {a.cpu_down:.0%} leaves "
+            f"{a.cpu_down:.0%} x {n}/{n - 1} = {after:.0%} >= cpu_up {a.cpu_up:.0%}, which scales up again "
+            f"(flapping). Fix: cpu_down < {a.cpu_up * (n - 1) / n:.0%}"]
+
+
+def _cooldown_vs_provisioning(sc) -> list[str]:
+    a = sc.autoscaler
+    cooldown = getattr(a, "cooldown", None)
+    if cooldown is None:
+        return []
+    dist = sc.instances.provisioning
+    slowest = dist.high if isinstance(dist, Uniform) else dist.mean
+    if cooldown >= slowest:
+        return []
+    return [f"autoscaler.cooldown: {cooldown:g} s < provisioning of up to {slowest:g} s "
+            f"(instances.provisioning): the policy acts again before the instances it started take "
+            f"traffic, so it over-scales. Fix: cooldown >= {slowest:g} s"]
