@@ -51,14 +51,27 @@ DEFAULT_ENDPOINTS: dict[str, Endpoint] = {
 
 
 class _Drawn:
-    """One endpoint's random sources, each its own stream, drawn at arrival."""
+    """One endpoint's random sources, each its own stream, drawn at arrival.
 
-    def __init__(self, ep: Endpoint, streams, tag: str):
+    With a cache, an endpoint of a cached class draws its key (Zipf popularity) and
+    always carries its queries: the cache, not ``db_probability``, decides whether they run.
+    """
+
+    def __init__(self, ep: Endpoint, streams, tag: str, cache, limited: bool):
         self.cpu_pre = draws(ep.cpu_pre, streams.get(f"{tag}.cpu_pre"))
         self.cpu_post = draws(ep.cpu_post, streams.get(f"{tag}.cpu_post"))
         self.query = draws(ep.query_time, streams.get(f"{tag}.query"))
         self.u = uniforms(streams.get(f"{tag}.db_needed"))
         self.queries, self.p = ep.queries, ep.db_probability
+        self.tier = ep.rate_limit_tier if limited else None
+        self.cls, self.keys, self.by_client = -1, None, False
+        if cache is not None and ep.cache_class in cache.classes:
+            from models.cache import class_index, zipf_keys
+            c = cache.classes[ep.cache_class]
+            self.cls = class_index(cache)[ep.cache_class]
+            self.keys = zipf_keys(c.keys, c.zipf, streams.get(f"{tag}.cache_key"))
+            self.by_client = c.key_by == "client"
+            self.p = 1.0
 
 
 class RequestFactory:
@@ -68,10 +81,11 @@ class RequestFactory:
     adding a source or a draw in one never shifts another's draws.
     """
 
-    def __init__(self, endpoints: dict[str, Endpoint], streams, source: str):
+    def __init__(self, endpoints: dict[str, Endpoint], streams, source: str, cache=None, limited: bool = False):
         self.names = list(endpoints)
         self.index = {n: i for i, n in enumerate(self.names)}
-        self._drawn = [_Drawn(endpoints[n], streams, f"{source}.endpoint.{n}") for n in self.names]
+        self._drawn = [_Drawn(endpoints[n], streams, f"{source}.endpoint.{n}", cache, limited)
+                       for n in self.names]
 
     def make(self, t: float, ep: int, client, flow) -> Request:
         d = self._drawn[ep]
@@ -79,7 +93,13 @@ class RequestFactory:
         if d.queries and (d.p >= 1.0 or next(d.u) < d.p):
             q = d.query
             queries = [next(q) for _ in range(d.queries)]
-        return Request(t, ep, next(d.cpu_pre), next(d.cpu_post), queries, client, flow)
+        req = Request(t, ep, next(d.cpu_pre), next(d.cpu_post), queries, client, flow)
+        if d.cls >= 0:   # the key is drawn either way, so the stream stays aligned
+            key = next(d.keys)
+            req.cls, req.key = d.cls, (client if d.by_client and client is not None else key)
+        if d.tier is not None:
+            req.tier = d.tier
+        return req
 
 
 def mix(indices: list[int], weights: list[float], rng, block: int = 4096):

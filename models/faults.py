@@ -4,7 +4,8 @@ A crash kills the instance's requests (``crashed``) and it is healthy again afte
 ``instances.restart_after`` (Render restarts after 60 s). Random crashes hit each
 running instance as a Poisson process of ``crash_rate`` per instance-hour, from their
 own random stream. During a database outage every request in its database step fails
-with ``db_error`` and new connections cannot be opened.
+with ``db_error`` and new connections cannot be opened. During a Redis outage the
+shared cache is unavailable: reads miss (the database answers) and writes are lost.
 """
 from __future__ import annotations
 
@@ -33,13 +34,14 @@ class FaultsConfig(BaseModel):
     crashes: list[Crash] = Field(default_factory=list, description="crashes at given times")
     crash_rate: float = Field(0.0, ge=0, description="random crashes per running instance per hour")
     database_outages: list[Outage] = Field(default_factory=list)
+    redis_outages: list[Outage] = Field(default_factory=list, description="the shared Redis is unreachable: cache reads miss, writes are lost")
 
 
 class FaultInjector:
     """SimPy processes that inject the configured faults."""
 
-    def __init__(self, config: FaultsConfig, fleet, db, rng_times, rng_pick):
-        self.config, self.fleet, self.db = config, fleet, db
+    def __init__(self, config: FaultsConfig, fleet, db, rng_times, rng_pick, redis_down=None):
+        self.config, self.fleet, self.db, self._redis_down = config, fleet, db, redis_down
         self._gaps = draws(Exponential(mean=1.0), rng_times)
         self._pick = uniforms(rng_pick)
         self.crashes = 0
@@ -49,6 +51,8 @@ class FaultInjector:
             env.process(self._crash_at(env, crash))
         for outage in self.config.database_outages:
             env.process(self._outage(env, outage))
+        for outage in self.config.redis_outages:
+            env.process(self._redis_outage(env, outage))
         if self.config.crash_rate > 0:
             env.process(self._random_crashes(env))
 
@@ -75,6 +79,13 @@ class FaultInjector:
     def _outage(self, env, outage: Outage):
         yield env.timeout(outage.start)
         self.db.outage(outage.duration)
+
+    def _redis_outage(self, env, outage: Outage):
+        yield env.timeout(outage.start)
+        if self._redis_down is not None:
+            self._redis_down(True)
+            yield env.timeout(outage.duration)
+            self._redis_down(False)
 
     def _crash(self, inst) -> None:
         self.crashes += 1

@@ -19,9 +19,10 @@ __all__ = ["Fleet"]
 class Fleet:
     """Every instance of a run (``instances``) and those still running (``running``)."""
 
-    def __init__(self, kernel, config: InstancesConfig, plans: dict, lb, make_pool, done, rng):
+    def __init__(self, kernel, config: InstancesConfig, plans: dict, lb, make_pool, done, rng, equip=None):
         self.kernel, self.config, self.lb = kernel, config, lb
         self._make_pool, self._done = make_pool, done
+        self._equip = equip          # equip(inst): fresh middleware state (at start and restart)
         self.plan = plans[config.plan]
         self.workers = config.workers or max(1, int(round(self.plan.vcpus)))
         self.memory_mb = self.plan.memory_gb * 1024.0
@@ -40,6 +41,8 @@ class Fleet:
         """Start an instance; healthy after ``ready_after`` (default: a provisioning draw)."""
         inst = Instance(self.kernel, len(self.instances), self.config.plan, self.workers, None, self._done)
         inst.pool = self._make_pool(inst)
+        if self._equip is not None:
+            self._equip(inst)
         self.instances.append(inst)
         self.running.append(inst)
         delay = next(self._provisioning) if ready_after is None else ready_after
@@ -51,6 +54,8 @@ class Fleet:
         return inst
 
     def _ready(self, inst: Instance) -> None:
+        if inst.down_until > self.kernel.now:
+            return                   # a stale timer: it crashed again since this was set
         if inst.stopped_at is None and not inst.draining and inst not in self.lb.ready:
             inst.ready_at = self.kernel.now
             self.lb.ready.append(inst)
@@ -84,6 +89,9 @@ class Fleet:
         self._unroute(inst)
         inst.crashes += 1
         self.kill(inst, CRASHED)
+        if self._equip is not None:
+            self._equip(inst)        # the process restarts: in-memory stores start empty
+        inst.down_until = self.kernel.now + self.config.restart_after
         if not inst.draining:
             self.kernel.after(self.config.restart_after, self._ready, inst)
 

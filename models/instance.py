@@ -14,7 +14,7 @@ from heapq import heappush, heapreplace
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.distributions import Distribution, Uniform
-from models.request import OK
+from models.request import CIRCUIT_OPEN, DB_FAILURES, OK
 from models.units import Duration
 
 __all__ = ["InstancesConfig", "Instance"]
@@ -31,6 +31,8 @@ class InstancesConfig(BaseModel):
     restart_after: Duration = Field(60.0, description="a crashed instance is restarted and healthy again after this (Render: 60 s)")
     memory_base_mb: float = Field(160.0, ge=0, description="resident memory of an idle instance (Node + Express + Socket.io)")
     memory_per_request_mb: float = Field(1.0, ge=0, description="memory per request in flight")
+    reject_cpu: Duration = Field(0.0001, description="CPU a request turned away by middleware costs (429, maintenance page)")
+    request_timeout: Duration | None = Field(60.0, description="server timeout: unfinished requests end 'timeout' for the client (seed: 60 s); null = none")
 
 
 class Instance:
@@ -55,13 +57,20 @@ class Instance:
         self.stopped_at: float | None = None
         self.draining = False
         self.crashes = 0
+        self.down_until = 0.0        # after a crash: not healthy before this time
         self.on_idle = None          # called when a draining instance has nothing in flight
-        self._on_cpu_done = self._cpu_done
+        self.gate = None             # middleware: gate(req) -> False when it turned req away
+        self.cache = None            # CacheStore (own in-memory one, or the shared Redis)
+        self.cache_rtt = 0.0         # round trip of a cache read (Redis)
+        self.breaker = None          # CircuitBreaker around the database
+        self._on_cpu_done, self._on_cache = self._cpu_done, self._cache_answer
 
     def accept(self, req) -> None:
         req.inst = self
         self.in_flight += 1
         self.accepted += 1
+        if self.gate is not None and not self.gate(req):
+            return                     # shed or rate limited: the gate took it from here
         self.cpu(req, req.cpu_pre)
 
     def cpu(self, req, seconds: float) -> None:
@@ -78,16 +87,51 @@ class Instance:
     def _cpu_done(self, req) -> None:
         if req.stage == 0:
             req.stage = 1
-            if req.queries is not None:
-                self.pool.acquire(req)
+            if req.cls >= 0 and self.cache is not None:
+                self._lookup(req)
                 return
-            if req.cpu_post > 0:       # no database step: after_db(req), inlined (hot path)
+            if req.queries is not None:
+                self.db_step(req)
+                return
+            if req.cpu_post > 0:       # no database step: respond(req), inlined (hot path)
                 self.cpu(req, req.cpu_post)
                 return
+        elif req.stage == 2:
+            self.finish(req, req.verdict)
+            return
         self.finish(req, OK)
 
+    # -- cache and database ---------------------------------------------------------------
+    def _lookup(self, req) -> None:
+        if self.cache_rtt > 0:        # a Redis GET is an await: the worker is free meanwhile
+            self.kernel.after(self.cache_rtt, self._on_cache, req)
+        else:
+            self._cache_answer(req)
+
+    def _cache_answer(self, req) -> None:
+        cache = self.cache
+        if req.queries is not None and not (cache.available and cache.get(req.cls, req.key, self.kernel.now)):
+            self.db_step(req)
+        else:
+            self.respond(req)         # a hit: no database step
+
+    def db_step(self, req) -> None:
+        b = self.breaker
+        if b is not None and not b.allow(self.kernel.now):
+            self.finish(req, CIRCUIT_OPEN)
+            return
+        self.pool.acquire(req)
+
     def after_db(self, req) -> None:
-        """The database step is over (or there was none): the second slice, if any work."""
+        """The database answered (the pool calls this): note it, fill the cache, respond."""
+        if self.breaker is not None:
+            self.breaker.success(self.kernel.now)
+        if req.cls >= 0 and self.cache is not None and self.cache.available:
+            self.cache.put(req.cls, req.key, self.kernel.now)   # a SET, not awaited
+        self.respond(req)
+
+    def respond(self, req) -> None:
+        """The second CPU slice, if it has work, then the response."""
         if req.cpu_post > 0:
             self.cpu(req, req.cpu_post)
         else:
@@ -95,6 +139,8 @@ class Instance:
 
     def finish(self, req, outcome: int) -> None:
         self.in_flight -= 1
+        if outcome and self.breaker is not None and outcome in DB_FAILURES:
+            self.breaker.failure(self.kernel.now)
         self._done(req, outcome)
         if self.in_flight == 0 and self.on_idle is not None:
             self.on_idle(self)

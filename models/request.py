@@ -3,22 +3,29 @@
 Outcomes: ``ok``; ``pool_timeout`` (no connection within the acquire timeout);
 ``db_refused`` (the server had ``max_connections`` open); ``unavailable`` (no instance
 was ready to take it, a 503); ``db_error`` (the database was down); ``crashed`` (its
-instance crashed); ``terminated`` (killed at the end of a scale-in's shutdown delay). Every request ends with exactly one outcome and a latency; one still in the system
+instance crashed); ``terminated`` (killed at the end of a scale-in's shutdown delay);
+``timeout`` (no response within the server timeout: the client gets an error, the
+handler keeps running, as in Node); ``rate_limited`` (a 429 from express-rate-limit);
+``circuit_open`` (the circuit breaker failed it fast); ``shed`` (load shedding served
+the maintenance fallback). Every request ends with exactly one outcome and a latency; one still in the system
 at the horizon is counted as in flight. Nothing is dropped silently.
 """
 from __future__ import annotations
 
 __all__ = ["Request", "OUTCOMES", "OK", "POOL_TIMEOUT", "DB_REFUSED", "UNAVAILABLE", "DB_ERROR",
-           "CRASHED", "TERMINATED"]
+           "CRASHED", "TERMINATED", "TIMEOUT", "RATE_LIMITED", "CIRCUIT_OPEN", "SHED", "DB_FAILURES"]
 
-OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable", "db_error", "crashed", "terminated")
-OK, POOL_TIMEOUT, DB_REFUSED, UNAVAILABLE, DB_ERROR, CRASHED, TERMINATED = range(7)
+OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable", "db_error", "crashed", "terminated",
+            "timeout", "rate_limited", "circuit_open", "shed")
+(OK, POOL_TIMEOUT, DB_REFUSED, UNAVAILABLE, DB_ERROR, CRASHED, TERMINATED,
+ TIMEOUT, RATE_LIMITED, CIRCUIT_OPEN, SHED) = range(11)
 
 
 class Request:
     """Per-request state; all random draws are made at arrival (common random numbers)."""
     __slots__ = ("t0", "endpoint", "cpu_pre", "cpu_post", "queries", "qi", "client",
-                 "flow", "inst", "stage", "waiting", "t_wait", "in_db")
+                 "flow", "inst", "stage", "waiting", "t_wait", "in_db", "done", "cls", "key", "tier",
+                 "verdict")   # verdict: the outcome the middleware gave it (set only then)
 
     def __init__(self, t0, endpoint, cpu_pre, cpu_post, queries, client, flow):
         self.t0 = t0              # arrival time at the load balancer (s)
@@ -30,7 +37,14 @@ class Request:
         self.client = client      # session id (or None for open-loop traffic)
         self.flow = flow          # (source, step) for multi-request flows, else None
         self.inst = None          # the instance serving it
-        self.stage = 0            # 0: before the database step, 1: after it
+        self.stage = 0            # 0: before the database step, 1: after it, 2: turned away
         self.waiting = False      # queued for a pool connection
         self.t_wait = 0.0         # when it asked for a connection
         self.in_db = False        # between asking for a connection and releasing it
+        self.done = False         # its outcome is recorded (a timed-out one may still run)
+        self.cls = -1             # cache class index (-1: not cached)
+        self.key = 0              # cache key within its class
+        self.tier = None          # rate-limit tier name, or None
+
+
+DB_FAILURES = frozenset((POOL_TIMEOUT, DB_REFUSED, DB_ERROR))   # failures of the protected database call

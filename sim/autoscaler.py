@@ -56,8 +56,11 @@ class Controller:
     def evaluate(self) -> None:
         now = self.kernel.now
         lo, hi = self.schedule.bounds(now) if self.schedule is not None else self.bounds
+        raised = False
         if self.prescaler is not None:
+            base_lo = lo
             lo, hi = self.prescaler.bounds(now, len(self.fleet.managed), lo, hi)
+            raised = lo > base_lo
         obs = self.observe(now, lo, hi)
         decision = self.policy.decide(obs)
         desired = self.schedule.desired_at(now, self._last_eval) if self.schedule is not None else None
@@ -65,10 +68,11 @@ class Controller:
         if desired is not None:
             decision = Decision(desired, f"scheduled: desired {desired}")
         if decision is None:
-            decision = Decision(obs.current, "bounds")
+            decision = Decision(obs.current, "policy: no change")
         target = min(max(decision.desired, lo), hi)
         if target != obs.current:
-            reason = decision.reason if target == decision.desired else f"{decision.reason}; clamped to [{lo}, {hi}]"
+            reason = decision.reason if target == decision.desired else \
+                f"{decision.reason}; bounds {lo}..{hi}" + (" (pre-scaling)" if raised else "")
             self.scale(target, reason, decision.metrics)
 
     def observe(self, now: float, lo: int, hi: int) -> Observation:
@@ -102,7 +106,7 @@ class Controller:
             for _ in range(target - current):
                 self.fleet.start()
         else:
-            order = sorted(managed, key=lambda i: (i.ready_at is not None, i.started_at))
+            order = sorted(managed, key=lambda i: (i.ready_at is not None, -i.started_at, -i.iid))
             for inst in order[:current - target]:
                 self.fleet.stop(inst)
         clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in metrics.items()}

@@ -14,7 +14,7 @@ from math import ceil, log
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.request import OUTCOMES
+from models.request import OUTCOMES, TIMEOUT
 from models.units import PositiveDuration
 from sim.stats import LogHistogram, quantile_from_counts
 
@@ -53,19 +53,32 @@ class Metrics:
         self.rows: list[dict] = []
 
     # -- hot path -------------------------------------------------------------
-    def arrive(self) -> None:
+    def arrive(self, req=None) -> None:
         now = self.kernel.now
         self._area += self.in_system * (now - self._t)
         self._t = now
         self.in_system += 1
         self.arrivals += 1
 
-    def done(self, req, outcome: int) -> None:
+    def done(self, req, outcome: int) -> bool:
+        """Record ``req``'s outcome; False if it was already recorded (a timed-out request)."""
+        if req.done:
+            return False
+        req.done = True
+        self._add(outcome, self.kernel.now - req.t0)
+        return True
+
+    def timed_out(self, req, timeout: float) -> None:
+        """The client gave up at ``t0 + timeout`` (recorded now: a sweep tick later at most)."""
+        if not req.done:
+            req.done = True
+            self._add(TIMEOUT, timeout)
+
+    def _add(self, outcome: int, lat: float) -> None:
         now = self.kernel.now
         self._area += self.in_system * (now - self._t)
         self._t = now
         self.in_system -= 1
-        lat = now - req.t0
         if lat >= self._min:
             i = int(ceil(log(lat) * self._inv)) - self._off
             if i >= self._nb:

@@ -8,13 +8,15 @@ from __future__ import annotations
 import time
 
 from models.autoscaling import build_parts
-from models.autoscaling.fixed import FixedConfig
+from models.autoscaling.fixed import Bounded, FixedConfig
 from models.database import Database, Pool
 from models.faults import FaultInjector
 from models.fleet import Fleet
 from models.load_balancer import LoadBalancer
+from models.middleware import Middleware
 from models.pricing import Billing
-from models.request import OUTCOMES
+from models.timeouts import TimeoutSweeper
+from models.request import CRASHED, OUTCOMES, TERMINATED
 from models.sources import OpenLoopSource, SessionSource
 from models.endpoints import RequestFactory
 from models.workload import Calendar
@@ -27,6 +29,7 @@ from sim.streams import Streams
 __all__ = ["Model"]
 
 UNAVAILABLE = OUTCOMES.index("unavailable")
+FLOW_ENDERS = frozenset((CRASHED, TERMINATED))
 
 
 class Model:
@@ -35,48 +38,72 @@ class Model:
     def __init__(self, scenario: Scenario, seed: int | None = None, policy=None, allow_code: bool = False):
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else int(seed)
-        self.kernel = k = Kernel()
-        self.streams = streams = Streams(self.seed)
-        self.db = Database(k, sc.database, streams.get("database.connect"))
-        self.lb = LoadBalancer(sc.load_balancer, streams.get("load_balancer"))
+        self.kernel = Kernel()
+        self.streams = Streams(self.seed)
+        self.wall_seconds = 0.0
+        self._build_service()
+        self._build_sources()
+        self.billing = Billing(sc.pricing, self.fleet)
+        self.metrics.probes += [self.fleet.sample, self.db.sample, self.billing.sample, self.middleware.sample]
+        if self.sessions is not None:
+            self.metrics.probes.append(self.sessions.sample)
+        self.controller = self._controller(policy, allow_code)
+        self.faults = FaultInjector(sc.faults, self.fleet, self.db, self.streams.get("faults.crash_times"),
+                                    self.streams.get("faults.crash_pick"), self.middleware.redis_down)
+        self.invalidator = None
+        if sc.cache is not None and sc.cache.invalidations:
+            from models.cache import Invalidator
+            self.invalidator = Invalidator(sc.cache, self._cache_stores, self.streams.get("cache.invalidations"))
+
+    def _build_service(self) -> None:
+        """Metrics, database, load balancer, fleet, and how a finished request is recorded."""
+        sc, k, streams = self.scenario, self.kernel, self.streams
         self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[])
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
+        timeout = sc.instances.request_timeout
+        self.sweeper = TimeoutSweeper(timeout, self.metrics.timed_out) if timeout else None
+        if self.sweeper is not None:
+            self._arrive = self._arrive_tracked
+        self.db = Database(k, sc.database, streams.get("database.connect"))
+        self.lb = LoadBalancer(sc.load_balancer, streams.get("load_balancer"))
+        self.middleware = Middleware(k, sc.cache, sc.rate_limit, sc.circuit_breaker, sc.instances.reject_cpu)
         self.fleet = Fleet(k, sc.instances, sc.pricing.plans, self.lb, self._make_pool, self._done,
-                           streams.get("fleet.provisioning"))
-        wl = sc.workload
+                           streams.get("fleet.provisioning"), self.middleware.equip)
+
+    def _build_sources(self) -> None:
+        k, streams, wl = self.kernel, self.streams, self.scenario.workload
         self.sources: list = []
         self.sessions = None
         if wl.sessions is not None:
             cal = Calendar(wl.start, wl.sessions.events)
-            factory = RequestFactory(wl.endpoints, streams, "sessions")
+            factory = RequestFactory(wl.endpoints, streams, "sessions", *self._request_options())
             self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams)
             self.sources.append(self.sessions)
         for i, ol in enumerate(wl.open_loop):
-            factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}")
+            factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}", *self._request_options())
             self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
-        self.billing = Billing(sc.pricing, self.fleet)
-        self.metrics.probes += [self.fleet.sample, self.db.sample, self.billing.sample]
-        if self.sessions is not None:
-            self.metrics.probes.append(self.sessions.sample)
-        self.controller = self._controller(policy, allow_code)
-        self.faults = FaultInjector(sc.faults, self.fleet, self.db, streams.get("faults.crash_times"),
-                                    streams.get("faults.crash_pick"))
-        self.wall_seconds = 0.0
+
+    def _request_options(self) -> tuple:
+        return self.scenario.cache, self.scenario.rate_limit is not None
 
     def _controller(self, policy, allow_code: bool):
         sc = self.scenario
         config = sc.autoscaler
         if config is None and policy is None and sc.schedule is None and sc.predictive is None:
             return None
-        if config is None:
-            config = FixedConfig(instances=sc.instances.count)
+        if config is None:   # a Python policy gets the default bounds 1..10; a schedule, a fixed fleet
+            config = Bounded() if policy is not None else FixedConfig(instances=sc.instances.count)
         cal = Calendar(sc.workload.start, sc.workload.sessions.events if sc.workload.sessions else [])
         policy, schedule, prescaler = build_parts(config, sc.schedule, sc.predictive, sc.workload.start,
                                                   [(a, b) for a, b, _ in cal.events], allow_code, policy)
         return Controller(self.kernel, self.fleet, policy, config.min_instances, config.max_instances,
                           schedule, prescaler)
+
+    def _cache_stores(self) -> list:
+        m = self.middleware
+        return [m.shared_cache] if m.shared_cache is not None else [i.cache for i in self.fleet.running]
 
     def _make_pool(self, instance):
         pool = Pool(self.kernel, self.db, self.scenario.database.pool, instance)
@@ -85,16 +112,21 @@ class Model:
 
     # -- request path -----------------------------------------------------------
     def route(self, req) -> None:
-        self._arrive()
+        self._arrive(req)
         ready = self.lb.ready
         if ready:
             self.lb.pick().accept(req)
         else:
             self._done(req, UNAVAILABLE)
 
+    def _arrive_tracked(self, req) -> None:
+        self.sweeper.track(req)
+        self.metrics.arrive(req)
+
     def _done_with_flow(self, req, outcome: int) -> None:
-        self._record(req, outcome)
-        if req.flow is not None:
+        """As Artillery: an HTTP error (429, 5xx) continues the user's flow; a network-level
+        failure (the connection died: crashed, terminated) ends it, as does a timeout."""
+        if self._record(req, outcome) and req.flow is not None and outcome not in FLOW_ENDERS:
             req.flow[0].follow(req)
 
     # -- run ------------------------------------------------------------------
@@ -108,6 +140,10 @@ class Model:
         env.process(self.metrics.process(env))
         if self.controller is not None:
             env.process(self.controller.process(env))
+        if self.sweeper is not None:
+            env.process(self.sweeper.process(env))
+        if self.invalidator is not None:
+            env.process(self.invalidator.process(env))
         self.faults.start(env)
         t = time.perf_counter()
         self.kernel.run(sc.horizon)

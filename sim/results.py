@@ -93,6 +93,8 @@ def summarize(model) -> dict:
         "crashes": model.faults.crashes,
         "cpu_util_mean": _f(_weighted(rows, "cpu_util")),
         "db_active_mean": _f(_weighted(rows, "db_active_mean")),
+        **model.middleware.totals(),
+        "timeouts": model.sweeper.count if model.sweeper is not None else 0,
         "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
                      "peak": peak_users},
     }

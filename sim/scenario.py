@@ -8,7 +8,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.autoscaling import AutoscalerConfig, PredictiveConfig, ScheduleConfig
+from models.cache import CacheConfig
+from models.circuit_breaker import BreakerConfig
 from models.database import DatabaseConfig
+from models.rate_limit import RateLimitConfig
 from models.faults import FaultsConfig
 from models.instance import InstancesConfig
 from models.load_balancer import LoadBalancerConfig
@@ -36,6 +39,9 @@ class Scenario(BaseModel):
     predictive: PredictiveConfig | None = Field(None, description="forecast-and-scale on top of the policy")
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    cache: CacheConfig | None = Field(default_factory=CacheConfig, description="response cache (seed Phase 1: in memory); null for none")
+    rate_limit: RateLimitConfig | None = Field(default_factory=RateLimitConfig, description="express-rate-limit tiers; null for none")
+    circuit_breaker: BreakerConfig | None = Field(default_factory=BreakerConfig, description="database circuit breaker and load shedding; null for none")
     pricing: Pricing = Field(default_factory=Pricing)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)

@@ -62,6 +62,7 @@ SCENARIOS = {
             {"name": "vu", "phases": [{"duration": 600, "arrivalRate": 5, "rampTo": 40},
                                       {"duration": 900, "arrivalRate": 40}],
              "flow": ["auth", "toybox", "presence"]}]},
+        "instances": {"count": 2},   # ~1.25 cores of work at the peak: two instances keep up
         "database": {"concurrency": 4, "pool": {"max": 10, "acquire_timeout": 1.0}}}),
     # sessions and an open-loop source together, random load balancing over 2 instances
     "mixed": lambda: Scenario.model_validate({

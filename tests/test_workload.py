@@ -463,7 +463,7 @@ def test_flow_issues_steps_one_after_another():
 
     def record(req, outcome):
         finished.append((model.kernel.now, req.endpoint, req.client, outcome))
-        orig_record(req, outcome)
+        return orig_record(req, outcome)
 
     src.route, model._record = route, record
     model.run()

@@ -94,6 +94,8 @@ class ThresholdPolicy:
         desired = clamp(obs.current + step, obs)
         if desired == obs.current:
             return None
+        if desired != obs.current + step:
+            why = "; ".join(filter(None, [why, f"bounds {obs.min_instances}..{obs.max_instances}"]))
         self.cooldown.acted(obs, desired)
         return Decision(desired, f"{why}: {obs.current} -> {desired}", dict(values))
 

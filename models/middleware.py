@@ -1,0 +1,131 @@
+"""The middleware in front of the handlers: load shedding, then rate limiting.
+
+Order as in an Express app: the shedder (the seed's per-instance RPS breaker) answers
+with the maintenance fallback (``shed``); then ``express-rate-limit`` answers 429
+(``rate_limited``) for a client over its tier's limit. A rejected request still costs
+``reject_cpu`` on a worker (the middleware runs on the event loop) before it leaves.
+Requests without a client (open-loop traffic without a flow) are not rate limited.
+"""
+from __future__ import annotations
+
+from models.request import RATE_LIMITED, SHED
+
+__all__ = ["Gate"]
+
+
+class Gate:
+    """Called by the instance for each request; False when it was turned away."""
+
+    def __init__(self, kernel, shedder, limiter, reject_cpu: float):
+        self.kernel, self.shedder, self.limiter, self.reject_cpu = kernel, shedder, limiter, reject_cpu
+
+    def __call__(self, req) -> bool:
+        now = self.kernel.now
+        if self.shedder is not None and not self.shedder.admit(now):
+            return self._reject(req, SHED)
+        lim = self.limiter
+        if lim is not None and req.tier is not None and req.client is not None \
+                and not lim.allow(req.tier, req.client, now):
+            return self._reject(req, RATE_LIMITED)
+        return True
+
+    def _reject(self, req, outcome: int) -> bool:
+        req.stage, req.verdict = 2, outcome
+        req.inst.cpu(req, self.reject_cpu)
+        return False
+
+
+class Middleware:
+    """Equips each instance with its cache, rate limiter, load shedder and circuit breaker.
+
+    Stores follow the configuration: an in-memory cache or rate-limit store belongs to
+    one instance and starts empty on a new or restarted instance; a Redis one is shared.
+    Keeps the statistics of all of them for the time series and the summary.
+    """
+
+    def __init__(self, kernel, cache, rate_limit, breaker, reject_cpu: float):
+        from models.cache import CacheStore, class_index
+        from models.rate_limit import RateLimiter
+        self.kernel, self.cache_cfg, self.rate_cfg, self.breaker_cfg = kernel, cache, rate_limit, breaker
+        self.reject_cpu = reject_cpu
+        self.classes = list(class_index(cache)) if cache is not None else []
+        self.shared_cache = CacheStore(cache) if cache is not None and cache.store == "redis" else None
+        self.shared_limiter = RateLimiter(rate_limit, 0.0) if rate_limit is not None and rate_limit.store == "redis" else None
+        self.caches: list = [self.shared_cache] if self.shared_cache is not None else []
+        self.limiters: list = [self.shared_limiter] if self.shared_limiter is not None else []
+        self.breakers: list = []
+        self.shedders: list = []
+        self._marks: dict = {}
+        if self.shared_cache is not None:
+            self.shared_cache.available = True
+
+    def equip(self, inst) -> None:
+        """Fresh state for a started or restarted instance."""
+        from models.cache import CacheStore
+        from models.circuit_breaker import CircuitBreaker, LoadShedder
+        from models.rate_limit import RateLimiter
+        now = self.kernel.now
+        if self.cache_cfg is not None:
+            inst.cache = self.shared_cache or self._keep(self.caches, CacheStore(self.cache_cfg))
+            inst.cache_rtt = self.cache_cfg.redis_rtt if self.cache_cfg.store == "redis" else 0.0
+            inst.cache.available = getattr(inst.cache, "available", True)
+        shedder = limiter = None
+        if self.breaker_cfg is not None:
+            inst.breaker = self._keep(self.breakers, CircuitBreaker(self.breaker_cfg))
+            if self.breaker_cfg.shed_rps is not None:
+                shedder = self._keep(self.shedders, LoadShedder(self.breaker_cfg))
+        if self.rate_cfg is not None:
+            limiter = self.shared_limiter or self._keep(self.limiters, RateLimiter(self.rate_cfg, now))
+        inst.gate = Gate(self.kernel, shedder, limiter, self.reject_cpu) if shedder or limiter else None
+
+    @staticmethod
+    def _keep(registry: list, obj):
+        registry.append(obj)
+        return obj
+
+    def redis_down(self, down: bool) -> None:
+        if self.shared_cache is not None:
+            self.shared_cache.available = not down
+
+    # -- statistics ------------------------------------------------------------------
+    def _delta(self, name: str, value: float) -> float:
+        last = self._marks.get(name, 0.0)
+        self._marks[name] = value
+        return value - last
+
+    def sample(self, t0: float, t1: float) -> dict:
+        row: dict = {}
+        if self.cache_cfg is not None:
+            hits = misses = 0.0
+            for c, name in enumerate(self.classes):
+                h = self._delta(f"hit.{name}", sum(s.hits[c] for s in self.caches))
+                m = self._delta(f"miss.{name}", sum(s.misses[c] for s in self.caches))
+                row[f"cache_hit_rate_{name}"] = h / (h + m) if h + m else float("nan")
+                hits, misses = hits + h, misses + m
+            row["cache_hit_rate"] = hits / (hits + misses) if hits + misses else float("nan")
+        if self.rate_cfg is not None:
+            for tier in self.rate_cfg.limits:
+                row[f"rate_limited_{tier}"] = self._delta(f"rl.{tier}", sum(l.rejected.get(tier, 0) for l in self.limiters))
+        if self.breaker_cfg is not None:
+            row["circuit_opens"] = self._delta("opens", sum(b.counts.get(("closed", "open"), 0)
+                                                            + b.counts.get(("half-open", "open"), 0) for b in self.breakers))
+        return row
+
+    def totals(self) -> dict:
+        out: dict = {}
+        if self.cache_cfg is not None:
+            by_class = {}
+            for c, name in enumerate(self.classes):
+                h, m = sum(s.hits[c] for s in self.caches), sum(s.misses[c] for s in self.caches)
+                by_class[name] = round(h / (h + m), 6) if h + m else None
+            h = sum(sum(s.hits) for s in self.caches)
+            m = sum(sum(s.misses) for s in self.caches)
+            out["cache"] = {"store": self.cache_cfg.store, "hit_rate": round(h / (h + m), 6) if h + m else None,
+                            "hits": int(h), "misses": int(m), "by_class": by_class}
+        if self.rate_cfg is not None:
+            out["rate_limited_by_tier"] = {t: int(sum(l.rejected.get(t, 0) for l in self.limiters))
+                                           for t in self.rate_cfg.limits}
+        if self.breaker_cfg is not None:
+            out["circuit_opens"] = int(sum(b.counts.get(("closed", "open"), 0) + b.counts.get(("half-open", "open"), 0)
+                                           for b in self.breakers))
+        return out

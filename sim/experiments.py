@@ -1,0 +1,324 @@
+"""Experiments: replications with confidence intervals, and parameter sweeps.
+
+Replication seeds come from the base seed: ``SeedSequence(base).spawn(R)``, child i
+giving the integer seed ``child.generate_state(1)[0]``. Every random source draws from
+its own named stream of that seed (``sim.streams``), so replication i of two scenarios
+that differ only in policy, plan or capacity sees the same users, sessions, requests
+and service times: common random numbers (``sim.compare``).
+
+Each replication's summary gains an ``slo`` block (``sim.slo``); the warm-up is deleted
+from every replication (the summary's measurement window), and every numeric summary
+leaf gets a mean with a Student-t 95% interval (``sim.stats_ci``).
+
+Python API::
+
+    from sim.experiments import replicate, sweep
+    reps = replicate(scenario, replications=5)          # reps.stats["latency_ms.p95"]
+    table = sweep(scenario, {"instances.count": [1, 2, 3]}, replications=3)
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim.parallel import Interrupted, Progress, run_jobs
+from sim.slo import SLOConfig, evaluate, slo_of
+from sim.stats_ci import clean, flatten, mean_ci, metrics_of
+
+__all__ = ["replication_seeds", "independent_seeds", "Job", "run_job", "Replications", "replicate", "sweep",
+           "split_values", "parse_value", "resolve"]
+
+STAT_COLUMNS = ["mean", "ci_low", "ci_high", "half_width", "n"]
+
+
+# -- seeds and jobs -------------------------------------------------------------------------
+def replication_seeds(base: int, n: int) -> list[int]:
+    """Integer seeds of ``n`` replications: ``SeedSequence(base).spawn(n)``, one 32-bit word each."""
+    return [int(c.generate_state(1)[0]) for c in np.random.SeedSequence(int(base)).spawn(n)]
+
+
+def independent_seeds(base: int, n: int) -> list[int]:
+    """Seeds unrelated to ``replication_seeds(base, n)`` (spawned from the base ``[base, 1]``)."""
+    return [int(c.generate_state(1)[0]) for c in np.random.SeedSequence([int(base), 1]).spawn(n)]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One simulation: a validated scenario (pydantic models pickle) and its seed."""
+    scenario: object
+    seed: int
+    slo: SLOConfig | None = None
+    keep_rows: bool = False
+    allow_code: bool = False
+    policy: object = None
+
+
+def run_job(job: Job) -> dict:
+    """Run one job (in a worker): ``{"summary": ..., ["rows", "events"]}`` or ``{"error": text}``."""
+    import sim
+    try:
+        result = sim.run(job.scenario, job.seed, policy=job.policy, allow_code=job.allow_code)
+    except Exception as exc:            # recorded for its point; the others go on
+        return {"error": f"{type(exc).__name__}: {exc}", "seed": job.seed}
+    summary = dict(result.summary)
+    summary["slo"] = evaluate(result.rows, slo_of(job.scenario, job.slo))
+    out = {"summary": summary}
+    if job.keep_rows:
+        out["rows"], out["events"] = result.rows, result.events
+    return out
+
+
+def warmup_note(scenario) -> str:
+    from sim.docs import human_duration
+    measured = human_duration(scenario.horizon - scenario.warmup)
+    if not scenario.warmup:
+        return f"no warm-up deleted: all {measured} of each replication measured"
+    return (f"warm-up deletion: the first {human_duration(scenario.warmup)} of each replication are left out; "
+            f"statistics cover the {measured} after it")
+
+
+# -- replications ---------------------------------------------------------------------------
+@dataclass
+class Replications:
+    """R runs of one scenario: their summaries, and a 95% interval per metric."""
+    scenario: object
+    base_seed: int
+    seeds: list[int]
+    outputs: list[dict | None]          # run_job results in seed order; None: not run (interrupted)
+    interrupted: bool = False
+    label: str = ""
+
+    @property
+    def summaries(self) -> list[dict]:
+        return [o["summary"] for o in self.outputs if o and "summary" in o]
+
+    @property
+    def errors(self) -> list[str]:
+        return [o["error"] for o in self.outputs if o and "error" in o]
+
+    def flat(self) -> list[dict | None]:
+        """Flattened metrics per replication (None where it did not finish or failed)."""
+        return [metrics_of(flatten(o["summary"])) if o and "summary" in o else None for o in self.outputs]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        rows = [{"replication": i + 1, "seed": s, **flatten(o["summary"])}
+                for i, (s, o) in enumerate(zip(self.seeds, self.outputs)) if o and "summary" in o]
+        return pd.DataFrame(rows)
+
+    @property
+    def stats(self) -> dict[str, dict]:
+        flat = [f for f in self.flat() if f is not None]
+        names = list(dict.fromkeys(k for f in flat for k in f))
+        return {k: mean_ci([f.get(k) for f in flat]) for k in names}
+
+    def block(self) -> dict:
+        return clean(self.stats)
+
+    def info(self) -> dict:
+        return {"replications": len(self.seeds), "finished": len(self.summaries), "base_seed": self.base_seed,
+                "seeds": self.seeds, "seed_rule": "numpy.random.SeedSequence(base_seed).spawn(R); "
+                "seed = child.generate_state(1)[0]", "confidence": 0.95, "interval": "Student t",
+                "warmup": warmup_note(self.scenario), "interrupted": self.interrupted}
+
+    def write(self, out) -> Path:
+        """``replications.csv`` and ``summary.json`` (replication 1's summary + the replications block);
+        replication 1's ``timeseries.csv`` and ``scaling_events.csv`` when it was kept."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.table.to_csv(out / "replications.csv", index=False)
+        first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
+        summary = dict(first["summary"]) if first else {"scenario": self.scenario.name}
+        summary["replications"] = self.block()
+        summary["replication_info"] = self.info()
+        (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
+        if first and "rows" in first:
+            from sim.results import Result
+            Result(first["summary"], first["rows"], first["events"]).write(out)
+            (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
+        return out
+
+
+def _base(scenario, seed):
+    return int(seed if seed is not None else scenario.seed)
+
+
+def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: SLOConfig | None = None,
+              workers: int | None = None, cluster=None, progress: bool = True, keep_first: bool = False,
+              allow_code: bool = False, policy=None, label: str = "replications") -> Replications:
+    """Run ``replications`` independent replications of ``scenario`` (CRN-ready seeds)."""
+    from sim.scenario import Scenario
+    scenario = scenario if scenario is not None else Scenario()
+    base = _base(scenario, seed)
+    seeds = replication_seeds(base, replications)
+    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy) for i, s in enumerate(seeds)]
+    outputs, interrupted = _run(jobs, workers, cluster, Progress(len(jobs), f"capsim {label}", enabled=progress))
+    return Replications(scenario, base, seeds, outputs, interrupted, label)
+
+
+def _run(jobs, workers, cluster, progress, on_result=None) -> tuple[list, bool]:
+    try:
+        return run_jobs(run_job, jobs, workers=workers, cluster=cluster, progress=progress, on_result=on_result), False
+    except Interrupted as exc:
+        print(f"capsim: interrupted: kept the {len(exc.done)} of {len(jobs)} jobs that had finished", file=sys.stderr)
+        return [exc.done.get(i) for i in range(len(jobs))], True
+
+
+# -- sweeps -----------------------------------------------------------------------------------
+def split_values(text: str) -> list[str]:
+    """``100,250`` -> ['100', '250']; commas inside {...}, [...] or quotes do not split."""
+    parts, depth, quote, cur = [], 0, None, ""
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+def parse_value(text: str):
+    """A YAML 1.2 value: '100' -> 100, 'hpa' -> 'hpa', '{policy: hpa}' -> {'policy': 'hpa'}."""
+    from ruamel.yaml import YAML
+    from sim.loader import _plain
+    return _plain(YAML(typ="safe", pure=True).load(text))
+
+
+def resolve(scenario, overrides: list[str]):
+    """A validated Scenario from a file path (errors carry FILE:LINE:COL), a Scenario or None, plus overrides."""
+    from sim.loader import load, load_text
+    if scenario is None:
+        return load_text("", "<built-in scenario>", overrides)
+    if isinstance(scenario, (str, Path)):
+        return load(scenario, overrides)
+    return load_text(scenario.model_dump_json(), f"<scenario {scenario.name}>", overrides)
+
+
+def _column(values: list):
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return values
+    return [v if isinstance(v, str) else json.dumps(v) for v in values]
+
+
+def _key(scenario, seed: int) -> str:
+    return hashlib.sha256(f"{scenario.model_dump_json()}|{seed}".encode()).hexdigest()[:20]
+
+
+def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
+          overrides: list[str] | None = None, out=None, resume: bool = False, slo: SLOConfig | None = None,
+          workers: int | None = None, cluster=None, progress: bool = True, allow_code: bool = False,
+          on_result=None) -> pd.DataFrame:
+    """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
+
+    One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
+    ``ci_low``, ``ci_high``, ``half_width``, ``n``, ``error`` (a point whose overrides do
+    not validate, or whose runs fail, gets one row with its error). With ``out``, finished
+    (point, replication) results are appended to ``out/sweep_points.jsonl`` as they come;
+    ``resume=True`` skips those already there. ``sweep.csv`` (and ``sweep.parquet`` with
+    pyarrow) are written at the end, or with what finished when interrupted
+    (``table.attrs["interrupted"]``).
+    """
+    from sim.problems import ScenarioError
+    names = list(params)
+    points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
+    scenarios, errors = [], {}
+    for i, point in enumerate(points):
+        ov = list(overrides or []) + [f"{k}={json.dumps(v)}" for k, v in point.items()]
+        try:
+            scenarios.append(resolve(scenario, ov))
+        except ScenarioError as exc:
+            scenarios.append(None)
+            errors[i] = "; ".join(str(p) for p in exc.problems)
+    ok = next((s for s in scenarios if s is not None), None)
+    base = _base(ok, seed) if ok is not None else int(seed or 0)
+    seeds = replication_seeds(base, replications)
+    log = Path(out) / "sweep_points.jsonl" if out is not None else None
+    done: dict[str, dict] = {}
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if resume and log.exists():
+            for line in log.read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    done[rec["key"]] = rec
+        elif log.exists():
+            log.unlink()
+    todo, keys = [], {}
+    for i, sc in enumerate(scenarios):
+        for r, s in enumerate(seeds):
+            if sc is None:
+                continue
+            k = _key(sc, s)
+            keys[(i, r)] = k
+            if k not in done:
+                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code)))
+
+    def record(j, result):
+        i, r, k, job = todo[j]
+        rec = {"key": k, "point": i, "params": points[i], "replication": r + 1, "seed": job.seed,
+               "metrics": clean(metrics_of(flatten(result["summary"]))) if "summary" in result else None,
+               "error": result.get("error")}
+        done[k] = rec
+        if log is not None:
+            with log.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if on_result is not None:
+            on_result(j, result)
+
+    _, interrupted = _run([t[3] for t in todo], workers, cluster,
+                          Progress(len(todo), "capsim sweep", enabled=progress), record)
+    table = _tidy(points, names, seeds, keys, done, errors)
+    table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
+                       jobs_resumed=len(keys) - len(todo), base_seed=base)
+    if out is not None:
+        write_sweep(table, out)
+    return table
+
+
+def _tidy(points, names, seeds, keys, done, errors) -> pd.DataFrame:
+    rows = []
+    for i, point in enumerate(points):
+        recs = [done[keys[(i, r)]] for r in range(len(seeds)) if (i, r) in keys and keys[(i, r)] in done]
+        fails = [rec["error"] for rec in recs if rec.get("error")]
+        flat = [rec["metrics"] for rec in recs if rec.get("metrics") is not None]
+        err = errors.get(i) or (fails[0] if fails else None)
+        metrics = list(dict.fromkeys(k for f in flat for k in f))
+        if not metrics:
+            rows.append({**point, "point": i, "metric": None, **dict.fromkeys(STAT_COLUMNS), "error": err})
+        for m in metrics:
+            rows.append({**point, "point": i, "metric": m, **mean_ci([f.get(m) for f in flat]), "error": err})
+    df = pd.DataFrame(rows, columns=names + ["point", "metric"] + STAT_COLUMNS + ["error"])
+    for n in names:
+        df[n] = _column(list(df[n]))
+    df["n"] = df["n"].astype("Int64")
+    return df
+
+
+def write_sweep(table: pd.DataFrame, out) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "sweep.csv"]
+    table.to_csv(written[0], index=False)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return written
+    table.to_parquet(out / "sweep.parquet", index=False)
+    written.append(out / "sweep.parquet")
+    return written

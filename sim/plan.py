@@ -1,0 +1,192 @@
+"""The seed's capacity-planning table, recomputed by simulation.
+
+For each load level (light 100 users / 50 rps, medium 500 / 250, heavy 1000 / 500, and
+the heavy level's 1.5x weekend and 2x event peaks) find, per plan, the smallest fixed
+instance count (1..10) that meets the objectives — average response <= 200 ms and
+error rate <= 1% — on the *upper* bound of the 95% interval over the replications, and
+the cheapest of those. Printed beside the seed's own guesses (1, 3, 6 instances: $7,
+$21, $42; the peaks scaled 1.5x and 2x).
+
+The load: the scenario's workload with a flat daily curve, no weekend multiplier, no
+events, no open-loop sources, sessions of a constant 5 minutes (so the number of
+concurrent users is in steady state from minute 5: Poisson with mean ``users``; each
+session is one client for per-client rate limits), ``peak_users = users``; no
+autoscaler, schedule or prediction. ``overrides`` (``--set``) are applied after these,
+so any of them can be changed. Counts whose CPU demand
+(requests/s x mean CPU per request) reaches the instances' workers cannot meet any
+latency objective and are skipped without simulation; from the first feasible count
+each plan is searched upwards and stops at the first count that passes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sim.experiments import Job, _run, replication_seeds, resolve
+from sim.parallel import Progress
+from sim.stats_ci import clean, mean_ci
+
+__all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request"]
+
+# name, concurrent users, the seed's requests/s, the seed's instances and $/month
+LEVELS = [("light", 100, 50, 1, 7.0), ("medium", 500, 250, 3, 21.0), ("heavy", 1000, 500, 6, 42.0),
+          ("heavy weekend x1.5", 1500, 750, 9, 63.0), ("heavy event x2", 2000, 1000, 12, 84.0)]
+LEVEL_KEYS = {"light": 0, "medium": 1, "heavy": 2, "weekend": 3, "event": 4}
+
+
+def _mean(d) -> float:
+    m = d.mean
+    return m() if callable(m) else m
+
+
+def cpu_per_request(scenario) -> float:
+    """Mean CPU seconds of a session request (the endpoint mix's weighted cpu_pre + cpu_post)."""
+    eps = scenario.workload.endpoints.values()
+    w = sum(e.weight for e in eps)
+    return sum(e.weight * (_mean(e.cpu_pre) + _mean(e.cpu_post)) for e in eps) / w
+
+
+@dataclass
+class Plan:
+    """Every configuration looked at, and the answer per level."""
+    tried: list[dict] = field(default_factory=list)
+    answer: list[dict] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    interrupted: bool = False
+
+    def format(self) -> str:
+        s = self.settings
+        lines = [f"objectives: average response <= {s['latency_mean_ms']:g} ms and error rate <= "
+                 f"{100 * s['error_rate']:g}% on the upper 95% CI bound over {s['replications']} replications "
+                 f"(the seed's success criteria are stricter: error rate < 0.01%, uptime > 99.9%)",
+                 f"load: flat daily curve, constant 5m sessions, {s['measured']} measured after {s['warmup']} warm-up; "
+                 f"{s['request_rate']:g} requests/s per user; ~{1000 * s['cpu_per_request']:.2f} ms CPU per request",
+                 ""]
+        plans = s["plans"]
+        head = f"{'level':<20} {'users':>5} {'rps':>5}  {'seed guess':<14}" + "".join(f" {p:<14}" for p in plans) \
+            + "  cheapest"
+        lines += [head, "-" * len(head)]
+        for a in self.answer:
+            cells = "".join(f" {self._cell(a['by_plan'].get(p)):<14}" for p in plans)
+            best = a["cheapest"]
+            best_text = f"{best['count']} x {best['plan']}  ${best['monthly_cost_usd']:.0f}/month" if best \
+                else f"none within {s['max_instances']} instances"
+            lines.append(f"{a['level']:<20} {a['users']:>5} {a['rps']:>5.0f}  "
+                         f"{a['seed_instances']} x std ${a['seed_cost']:<5.0f}{cells}  {best_text}")
+        return "\n".join(lines)
+
+    @staticmethod
+    def _cell(r) -> str:
+        if r is None:
+            return "-"
+        if r.get("count") is None:
+            return "none" if not r.get("open") else "(unfinished)"
+        return f"{r['count']} (${r['monthly_cost_usd']:.0f})"
+
+    def write(self, out) -> list[Path]:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(self.tried).to_csv(out / "plan_tried.csv", index=False)
+        rows = []
+        for a in self.answer:
+            row = {k: a[k] for k in ("level", "users", "rps", "seed_rps", "seed_instances", "seed_cost")}
+            for p, r in a["by_plan"].items():
+                row[f"{p}_count"], row[f"{p}_monthly_cost_usd"] = r.get("count"), r.get("monthly_cost_usd")
+            best = a["cheapest"] or {}
+            row.update(cheapest_plan=best.get("plan"), cheapest_count=best.get("count"),
+                       cheapest_monthly_cost_usd=best.get("monthly_cost_usd"))
+            rows.append(row)
+        pd.DataFrame(rows).to_csv(out / "plan.csv", index=False)
+        (out / "plan.json").write_text(json.dumps(clean({"settings": self.settings, "levels": self.answer,
+                                                          "tried": self.tried}), indent=2) + "\n")
+        return [out / "plan.csv", out / "plan_tried.csv", out / "plan.json"]
+
+
+def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=LEVELS, plans=None,
+                  max_instances: int = 10, replications: int = 3, seed: int | None = None,
+                  measured: float = 1800.0, warmup: float = 300.0, latency_mean_ms: float = 200.0,
+                  error_rate: float = 0.01, workers: int | None = None, cluster=None,
+                  progress: bool = True) -> Plan:
+    """Search the cheapest passing configuration per level (see the module docstring)."""
+    from sim.docs import human_duration
+    fixed = [  # the plan's load; the user's --set come after, so they can change any of it
+        "autoscaler=null", "schedule=null", "predictive=null", "workload.open_loop=[]",
+        "workload.sessions.daily_curve=flat", "workload.sessions.weekend_multiplier=1",
+        "workload.sessions.events=[]", "workload.sessions.session_length=5m", "instances.workers=null",
+        f"horizon={measured + warmup}", f"warmup={warmup}"] + list(overrides or [])
+    base_sc = resolve(scenario, fixed)
+    plans = list(plans or base_sc.pricing.plans)
+    cpu = cpu_per_request(base_sc)
+    rate = base_sc.workload.sessions.request_rate
+    base_seed = int(seed if seed is not None else base_sc.seed)
+    seeds = replication_seeds(base_seed, replications)
+    result = Plan(settings={"latency_mean_ms": latency_mean_ms, "error_rate": error_rate,
+                            "replications": replications, "base_seed": base_seed, "seeds": seeds,
+                            "measured": human_duration(measured), "warmup": human_duration(warmup),
+                            "request_rate": rate, "cpu_per_request": cpu, "plans": plans,
+                            "max_instances": max_instances})
+    # one search per (level, plan): the next count to try, or done
+    searches = []
+    for name, users, seed_rps, seed_n, seed_cost in levels:
+        for p in plans:
+            plan = base_sc.pricing.plans[p]
+            workers_per = max(1, int(round(plan.vcpus)))
+            demand = users * rate * cpu
+            first = max(1, math.floor(demand / workers_per) + 1)
+            for n in range(1, min(first, max_instances + 1)):
+                result.tried.append({"level": name, "users": users, "plan": p, "count": n,
+                                     "monthly_cost_usd": n * plan.usd_per_month, "passed": False,
+                                     "note": f"skipped: CPU demand {demand:.2f} vCPU >= {n * workers_per} workers"})
+            searches.append({"level": name, "users": users, "plan": p, "count": first, "open": first <= max_instances,
+                             "found": None})
+    while any(s["open"] for s in searches):
+        batch = [s for s in searches if s["open"]]
+        jobs = []
+        for s in batch:
+            sc = resolve(scenario, fixed + [f"workload.sessions.peak_users={s['users']}",
+                                            f"instances.count={s['count']}", f"instances.plan={s['plan']}"])
+            jobs += [Job(sc, sd) for sd in seeds]
+        outputs, stopped = _run(jobs, workers, cluster, Progress(len(jobs), f"capsim plan ({len(batch)} configurations)",
+                                                                 enabled=progress))
+        for k, s in enumerate(batch):
+            outs = outputs[k * replications:(k + 1) * replications]
+            if stopped and any(o is None for o in outs):
+                continue
+            rec = _judge(s, outs, latency_mean_ms, error_rate)
+            result.tried.append(rec)
+            if rec["passed"]:
+                s["open"], s["found"] = False, rec
+            else:
+                s["count"] += 1
+                s["open"] = s["count"] <= max_instances
+        if stopped:
+            result.interrupted = True
+            break
+    for name, users, seed_rps, seed_n, seed_cost in levels:
+        by_plan = {s["plan"]: (s["found"] or {"count": None, "open": s["open"]}) for s in searches if s["level"] == name}
+        found = [f for f in by_plan.values() if f.get("count")]
+        best = min(found, key=lambda f: (f["monthly_cost_usd"], f["count"])) if found else None
+        result.answer.append({"level": name, "users": users, "rps": users * rate, "seed_rps": seed_rps,
+                              "seed_instances": seed_n, "seed_cost": seed_cost, "by_plan": by_plan,
+                              "cheapest": best and {k: best[k] for k in ("plan", "count", "monthly_cost_usd",
+                                                                          "latency_mean_ms_ci_high",
+                                                                          "error_rate_ci_high")}})
+    return result
+
+
+def _judge(s: dict, outs: list[dict], lat_limit: float, err_limit: float) -> dict:
+    summaries = [o["summary"] for o in outs if o and "summary" in o]
+    lat = mean_ci([x["latency_ms"]["mean"] for x in summaries])
+    err = mean_ci([x["error_rate"] for x in summaries])
+    cost = mean_ci([x["monthly_cost_usd"] for x in summaries])
+    upper = lambda c: c["ci_high"] if c["ci_high"] is not None else c["mean"]  # noqa: E731
+    lat_hi, err_hi = upper(lat), upper(err)
+    ok = bool(summaries) and lat_hi is not None and err_hi is not None and lat_hi <= lat_limit and err_hi <= err_limit
+    return {"level": s["level"], "users": s["users"], "plan": s["plan"], "count": s["count"],
+            "monthly_cost_usd": cost["mean"], "latency_mean_ms": lat["mean"], "latency_mean_ms_ci_high": lat_hi,
+            "error_rate": err["mean"], "error_rate_ci_high": err_hi, "n": len(summaries), "passed": ok,
+            "note": "; ".join(o["error"] for o in outs if o and "error" in o) or ""}

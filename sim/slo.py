@@ -1,0 +1,221 @@
+"""Service-level objectives, monitoring thresholds and alert rules, checked on the time series.
+
+Defaults are the seed guide's: success criteria (average response < 200 ms, error rate
+< 0.01%, uptime > 99.9%), monitoring thresholds (response > 500 ms average, error rate
+> 1%) and alert rules (error rate > 5% for 5 minutes, average > 2 s for 10 minutes).
+
+Everything is evaluated on the measured intervals of ``Result.rows`` (rows flagged
+``warmup`` are left out, as in the summary). Per interval: ``error_rate`` = responses
+with any outcome other than ``ok`` / responses completed (no completions: no value, no
+violation); latencies are the interval's columns (``latency_mean_ms`` ...). A value
+violates a limit only when strictly beyond it (exactly 200 ms meets "< 200 ms").
+
+- **uptime**: the share of measured time in intervals that ended with some instance
+  ready to take traffic (``instances_ready > 0``).
+- **violation minutes**: the length of the intervals in which the condition holds.
+- **alerts**: a rule fires when its condition has held continuously for its ``for``
+  (with 1-minute intervals a 5-minute rule fires at the end of the 5th consecutive
+  violating minute); it fires again only after the condition has cleared.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from models.request import OUTCOMES
+from models.units import PositiveDuration
+
+__all__ = ["SLOConfig", "Objectives", "Threshold", "AlertRule", "evaluate", "slo_of", "load_slo", "format_slo",
+           "METRICS"]
+
+METRICS = ("latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate",
+           "cpu_util", "memory_util")
+Metric = Literal[METRICS]  # type: ignore[valid-type]
+
+
+class Objectives(BaseModel):
+    """Success criteria over the measured window (null: not checked)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    latency_mean_ms: float | None = Field(200.0, gt=0, description="average response time must stay below this (ms)")
+    error_rate: float | None = Field(0.0001, ge=0, le=1, description="share of responses that are not ok must stay below this (0.0001 = 0.01%)")
+    uptime: float | None = Field(0.999, ge=0, le=1, description="share of measured intervals with an instance ready must exceed this")
+
+
+class Threshold(BaseModel):
+    """A monitoring threshold: minutes in which ``metric`` is above ``above``."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    metric: Metric
+    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
+
+
+class AlertRule(BaseModel):
+    """An alert: fires when ``metric`` has stayed above ``above`` for ``for``."""
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    name: str
+    metric: Metric
+    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
+    for_: PositiveDuration = Field(alias="for", description="how long the condition must hold before the alert fires")
+
+
+def _names_unique(items, what):
+    names = [i.name for i in items]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{what}: names must be unique, got {dup} more than once")
+
+
+class SLOConfig(BaseModel):
+    """Objectives, monitoring thresholds and alert rules (defaults: the seed guide's)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    objectives: Objectives = Field(default_factory=Objectives)
+    thresholds: list[Threshold] = Field(default_factory=lambda: [
+        Threshold(name="slow_responses", metric="latency_mean_ms", above=500.0),
+        Threshold(name="high_error_rate", metric="error_rate", above=0.01)])
+    alerts: list[AlertRule] = Field(default_factory=lambda: [
+        AlertRule(name="high_error_rate", metric="error_rate", above=0.05, for_=300.0),
+        AlertRule(name="slow_responses", metric="latency_mean_ms", above=2000.0, for_=600.0)])
+
+    @model_validator(mode="after")
+    def _unique(self):
+        _names_unique(self.thresholds, "thresholds")
+        _names_unique(self.alerts, "alerts")
+        return self
+
+
+# -- evaluation -------------------------------------------------------------------------
+def _value(row: dict, metric: str) -> float:
+    if metric == "error_rate":
+        done = row.get("completed", 0)
+        if not done:
+            return math.nan
+        return sum(row.get(f"n_{o}", 0) for o in OUTCOMES if o != "ok") / done
+    v = row.get(metric, math.nan)
+    return math.nan if v is None else float(v)
+
+
+def _beyond(value: float, limit: float) -> bool:
+    return value == value and value > limit      # NaN: no value, no violation
+
+
+def _minutes(row: dict) -> float:
+    return (row["t_end"] - row["t_start"]) / 60.0
+
+
+def evaluate(rows: list[dict], config: SLOConfig | None = None) -> dict:
+    """The ``slo`` block of a summary from the time-series rows."""
+    config = config or SLOConfig()
+    rows = [r for r in rows if not r.get("warmup")]
+    total_min = sum(_minutes(r) for r in rows)
+    ob = config.objectives
+    done = sum(r.get("completed", 0) for r in rows)
+    errors = sum(sum(r.get(f"n_{o}", 0) for o in OUTCOMES if o != "ok") for r in rows)
+    lat_w = [(r["latency_mean_ms"], r["completed"]) for r in rows
+             if r.get("completed") and r.get("latency_mean_ms") == r.get("latency_mean_ms")]
+    up_min = sum(_minutes(r) for r in rows if r.get("instances_ready", 1) > 0)
+    window = {"latency_mean_ms": sum(v * n for v, n in lat_w) / sum(n for _, n in lat_w) if lat_w else math.nan,
+              "error_rate": errors / done if done else math.nan,
+              "uptime": up_min / total_min if total_min else math.nan}
+    checks = {  # per-interval violation of each objective
+        "latency_mean_ms": lambda r: _beyond(_value(r, "latency_mean_ms"), ob.latency_mean_ms),
+        "error_rate": lambda r: _beyond(_value(r, "error_rate"), ob.error_rate),
+        "uptime": lambda r: r.get("instances_ready", 1) <= 0,
+    }
+    objectives, active = {}, []
+    for name, check in checks.items():
+        limit = getattr(ob, name)
+        if limit is None:
+            continue
+        active.append(check)
+        value = window[name]
+        met = (value == value) and (value >= limit if name == "uptime" else value <= limit)
+        objectives[name] = {"limit": limit, "value": _r(value), "met": bool(met) if value == value else None,
+                            "violation_minutes": _r(sum(_minutes(r) for r in rows if check(r)))}
+    thresholds = {t.name: {"metric": t.metric, "above": t.above,
+                           "violation_minutes": _r(sum(_minutes(r) for r in rows if _beyond(_value(r, t.metric), t.above)))}
+                  for t in config.thresholds}
+    alerts = {a.name: _alert(rows, a) for a in config.alerts}
+    return {
+        "evaluated_on": f"{len(rows)} measured intervals ({_r(total_min)} min) after the warm-up",
+        "uptime_definition": "share of measured time in intervals that ended with an instance ready (instances_ready > 0)",
+        "violation_rule": "a value violates a limit only when strictly beyond it",
+        "objectives": objectives,
+        "objectives_met": all(o["met"] is not False for o in objectives.values()),
+        "violation_minutes": _r(sum(_minutes(r) for r in rows if any(c(r) for c in active))),
+        "thresholds": thresholds,
+        "threshold_minutes": _r(sum(_minutes(r) for r in rows
+                                    if any(_beyond(_value(r, t.metric), t.above) for t in config.thresholds))),
+        "alerts": alerts,
+        "alerts_fired": sum(a["fired"] for a in alerts.values()),
+    }
+
+
+def _alert(rows: list[dict], rule: AlertRule) -> dict:
+    fired, firing_s, fired_at = 0, 0.0, []
+    held, firing, last_end = 0.0, False, None
+    eps = 1e-9
+    for r in rows:
+        t0, t1 = r["t_start"], r["t_end"]
+        if last_end is not None and abs(t0 - last_end) > eps:   # a gap breaks continuity
+            held, firing = 0.0, False
+        last_end = t1
+        if not _beyond(_value(r, rule.metric), rule.above):
+            held, firing = 0.0, False
+            continue
+        before, held = held, held + (t1 - t0)
+        if firing:
+            firing_s += t1 - t0
+        elif held >= rule.for_ - eps:
+            at = t0 + (rule.for_ - before)
+            fired, firing = fired + 1, True
+            fired_at.append(_r(at))
+            firing_s += t1 - at
+    return {"metric": rule.metric, "above": rule.above, "for_seconds": rule.for_, "fired": fired,
+            "firing_minutes": _r(firing_s / 60.0), "fired_at_seconds": fired_at}
+
+
+def _r(x: float, nd: int = 6):
+    return None if x != x else round(float(x), nd)
+
+
+# -- configuration ----------------------------------------------------------------------
+def slo_of(scenario, override: SLOConfig | None = None) -> SLOConfig:
+    """``override``, else the scenario's ``slo`` section (once Scenario has one), else the defaults."""
+    if override is not None:
+        return override
+    return getattr(scenario, "slo", None) or SLOConfig()
+
+
+def load_slo(path) -> SLOConfig:
+    """An SLOConfig from a YAML file: the ``slo`` mapping itself, or a file with a top-level ``slo:``."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from sim.loader import _plain
+    from sim.problems import Problem, ScenarioError
+    name = str(path)
+    try:
+        data = _plain(YAML(typ="safe", pure=True).load(Path(path).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ScenarioError([Problem(name, message="no such file")]) from None
+    except YAMLError as exc:
+        raise ScenarioError([Problem(name, message=f"YAML syntax error: {exc}")]) from None
+    if isinstance(data, dict) and set(data) >= {"slo"}:
+        data = data["slo"]
+    try:
+        return SLOConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ScenarioError([Problem(name, path=".".join(str(p) for p in e["loc"]),
+                                     message=e["msg"]) for e in exc.errors(include_url=False)]) from None
+
+
+def format_slo(block: dict) -> str:
+    """One line for a terminal: objectives met or not, violation minutes, alerts."""
+    marks = []
+    for name, o in block["objectives"].items():
+        label = {"latency_mean_ms": "avg latency", "error_rate": "error rate", "uptime": "uptime"}.get(name, name)
+        marks.append(f"{label} {'ok' if o['met'] else 'MISSED' if o['met'] is False else 'n/a'}")
+    return (f"{', '.join(marks)}; {block['violation_minutes']:g} min in violation, "
+            f"{block['threshold_minutes']:g} min over monitoring thresholds, {block['alerts_fired']} alerts fired")

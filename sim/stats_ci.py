@@ -1,0 +1,133 @@
+"""Confidence intervals over replications: means, paired and unpaired differences.
+
+Summaries are flattened to ``{"latency_ms.p95": 31.2, "requests.ok": 4281, ...}``
+(every numeric leaf; booleans become 0/1, so their mean is a share of replications),
+then each metric gets a Student-t 95% interval over the replications. Differences
+between two scenarios use the paired t-test when the replications share seeds (common
+random numbers) and Welch's unpaired test when they do not.
+
+Degenerate cases give numbers, never NaN: differences that are all exactly 0 report
+diff 0, CI [0, 0] and p-value 1.0; differences that are all the same non-zero value
+report that value, CI [d, d] and p-value 0.0. Fewer than two values: CI and p-value
+``None``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["flatten", "metrics_of", "mean_ci", "paired_diff", "unpaired_diff", "NON_METRICS", "CONFIDENCE", "clean"]
+
+CONFIDENCE = 0.95
+# Summary leaves that describe the run rather than measure it (or vary with the machine).
+NON_METRICS = {"seed", "wall_seconds", "simulated_seconds", "warmup_seconds", "measured_seconds",
+               "latency_rel_err"}
+
+
+def flatten(summary: dict, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested summary as ``{"a.b": float}`` (None -> NaN, bool -> 0/1)."""
+    out: dict[str, float] = {}
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, bool):
+            out[name] = float(value)
+        elif isinstance(value, (int, float, np.integer, np.floating)):
+            out[name] = float(value)
+        elif value is None:
+            out[name] = math.nan
+    return out
+
+
+def metrics_of(flat: dict[str, float]) -> dict[str, float]:
+    """``flat`` without the non-metric leaves (seed, wall time, the run's own settings)."""
+    return {k: v for k, v in flat.items() if k not in NON_METRICS}
+
+
+def _finite(values) -> np.ndarray:
+    a = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    return a[np.isfinite(a)]
+
+
+def _t(n: int) -> float:
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+
+
+def mean_ci(values) -> dict:
+    """{mean, ci_low, ci_high, half_width, n} over the finite values (Student t, 95%)."""
+    a = _finite(values)
+    n = len(a)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "half_width": None, "n": 0}
+    mean = float(a.mean())
+    if n == 1:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "n": 1}
+    sd = float(a.std(ddof=1))
+    half = 0.0 if sd == 0 or np.all(a == a[0]) else _t(n) * sd / math.sqrt(n)
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half, "n": n}
+
+
+def paired_diff(a, b) -> dict:
+    """B - A over pairs where both are finite: mean difference, 95% CI, paired t-test p-value."""
+    x = np.asarray([np.nan if v is None else v for v in a], dtype=float)
+    y = np.asarray([np.nan if v is None else v for v in b], dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    d = y - x
+    out = {"a": _mean(x), "b": _mean(y), "method": "paired t"}
+    n = len(d)
+    if n == 0:
+        return {**out, "diff": None, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": 0}
+    diff = float(d.mean())
+    if np.all(d == d[0]) and (n > 1 or d[0] == 0):   # no spread: t is undefined, the answer is not
+        p = 1.0 if d[0] == 0 else 0.0
+        return {**out, "diff": diff, "ci_low": diff, "ci_high": diff, "half_width": 0.0, "p_value": p, "n": n}
+    if n == 1:
+        return {**out, "diff": diff, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": 1}
+    half = _t(n) * float(d.std(ddof=1)) / math.sqrt(n)
+    p = float(stats.ttest_rel(y, x).pvalue)
+    return {**out, "diff": diff, "ci_low": diff - half, "ci_high": diff + half, "half_width": half,
+            "p_value": p, "n": n}
+
+
+def unpaired_diff(a, b) -> dict:
+    """B - A for independent samples: Welch's t interval and test."""
+    x, y = _finite(a), _finite(b)
+    out = {"a": _mean(x), "b": _mean(y), "method": "Welch t"}
+    n = min(len(x), len(y))
+    if n == 0:
+        return {**out, "diff": None, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": 0}
+    diff = float(y.mean() - x.mean())
+    vx, vy = (float(x.var(ddof=1)) if len(x) > 1 else math.nan), (float(y.var(ddof=1)) if len(y) > 1 else math.nan)
+    if len(x) > 1 and len(y) > 1 and vx == 0 and vy == 0:
+        p = 1.0 if diff == 0 else 0.0
+        return {**out, "diff": diff, "ci_low": diff, "ci_high": diff, "half_width": 0.0, "p_value": p, "n": n}
+    if len(x) < 2 or len(y) < 2:
+        return {**out, "diff": diff, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": n}
+    se2x, se2y = vx / len(x), vy / len(y)
+    se = math.sqrt(se2x + se2y)
+    df = (se2x + se2y) ** 2 / ((se2x ** 2 / (len(x) - 1) if se2x else 0.0) + (se2y ** 2 / (len(y) - 1) if se2y else 0.0))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(diff) / se, df))
+    return {**out, "diff": diff, "ci_low": diff - half, "ci_high": diff + half, "half_width": half,
+            "p_value": p, "n": n}
+
+
+def _mean(a: np.ndarray):
+    return float(a.mean()) if len(a) else None
+
+
+def clean(obj):
+    """Replace NaN/inf (and numpy scalars) for JSON: NaN -> None."""
+    if isinstance(obj, dict):
+        return {k: clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
