@@ -30,6 +30,10 @@ class Fleet:
         self.instances: list[Instance] = []
         self.running: list[Instance] = []
         self.on_change_hooks: list = []
+        self.on_lost: list = []      # hooks(inst) when an instance leaves the load balancer
+        self.socket_mb = 0.0         # memory per socket (set by the model when sockets exist)
+        self.instance_rows: list[dict] = []   # per instance and interval, for heatmaps
+        self.oom_restarts = 0
 
     @property
     def managed(self) -> list[Instance]:
@@ -109,6 +113,8 @@ class Fleet:
     def _unroute(self, inst: Instance) -> None:
         if inst in self.lb.ready:
             self.lb.ready.remove(inst)
+        for hook in self.on_lost:
+            hook(inst)
 
     def _changed(self) -> None:
         n = len(self.managed)
@@ -119,28 +125,53 @@ class Fleet:
 
     # -- statistics -----------------------------------------------------------------
     def memory_util(self, inst: Instance) -> float:
+        """(base + requests in flight + sockets + in-memory cache) / the plan's memory."""
         c = self.config
-        return (c.memory_base_mb + c.memory_per_request_mb * inst.in_flight) / self.memory_mb
+        used = c.memory_base_mb + c.memory_per_request_mb * inst.in_flight + self.socket_mb * inst.sockets
+        if inst.cache is not None:
+            used += inst.cache.memory_kb / 1024.0
+        return used / self.memory_mb
+
+    def watch_memory(self, env, tick: float = 1.0):
+        """SimPy process: an instance at its plan's memory crashes (out of memory) and restarts."""
+        while True:
+            yield env.timeout(tick)
+            for inst in list(self.lb.ready):
+                if self.memory_util(inst) >= 1.0:
+                    self.oom_restarts += 1
+                    self.crash(inst)
 
     def sample(self, t0: float, t1: float) -> dict:
-        """Time-series columns for [t0, t1]: capacity, CPU (over ready time), memory, pools."""
+        """Time-series columns for [t0, t1] (CPU over ready time); one row per instance too."""
         busy = capacity = 0.0
-        live = [i for i in self.instances if i.stopped_at is None or i.stopped_at > t0]
-        for inst in live:
-            busy += inst.take_busy(t1)
-            if inst.ready_at is not None:
-                end = inst.stopped_at if inst.stopped_at is not None else t1
-                capacity += inst.workers * max(0.0, end - max(t0, inst.ready_at))
+        for inst in [i for i in self.instances if i.stopped_at is None or i.stopped_at > t0]:
+            b, cap = inst.take_busy(t1), self._ready_capacity(inst, t0, t1)
+            busy, capacity = busy + b, capacity + cap
+            self.instance_rows.append({
+                "t_end": t1, "instance": inst.iid, "ready": inst in self.lb.ready,
+                "cpu_util": b / cap if cap else float("nan"), "memory_util": self.memory_util(inst),
+                "sockets": inst.sockets, "in_flight": inst.in_flight})
         pools = [inst.pool for inst in self.running]
         mem = [self.memory_util(i) for i in self.running]
+        sockets = [i.sockets for i in self.lb.ready]
         return {"instances": len(self.running), "instances_ready": len(self.lb.ready),
                 "instances_managed": len(self.managed),
                 "cpu_util": busy / capacity if capacity else float("nan"),
                 "memory_util": sum(mem) / len(mem) if mem else float("nan"),
+                "memory_util_max": max(mem) if mem else float("nan"),
+                "sockets": sum(sockets), "sockets_max": max(sockets, default=0),
+                "sockets_min": min(sockets, default=0),
                 "cpu_backlog_s": sum(inst.queued_cpu(t1) for inst in self.running),
                 "pool_in_use": sum(p.in_use for p in pools),
                 "pool_waiters": sum(p.waiting for p in pools),
                 "pool_connections": sum(p.total for p in pools)}
+
+    @staticmethod
+    def _ready_capacity(inst: Instance, t0: float, t1: float) -> float:
+        if inst.ready_at is None:
+            return 0.0
+        end = inst.stopped_at if inst.stopped_at is not None else t1
+        return inst.workers * max(0.0, end - max(t0, inst.ready_at))
 
     def instance_seconds(self, t0: float, t1: float) -> dict[str, float]:
         """Billed seconds per plan within [t0, t1] (start to stop; open intervals closed at t1)."""

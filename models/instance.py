@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from heapq import heappush, heapreplace
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.distributions import Distribution, Uniform
@@ -31,6 +33,8 @@ class InstancesConfig(BaseModel):
     restart_after: Duration = Field(60.0, description="a crashed instance is restarted and healthy again after this (Render: 60 s)")
     memory_base_mb: float = Field(160.0, ge=0, description="resident memory of an idle instance (Node + Express + Socket.io)")
     memory_per_request_mb: float = Field(1.0, ge=0, description="memory per request in flight")
+    out_of_memory: Literal["restart", "ignore"] = Field(
+        "restart", description="at the plan's memory the instance crashes and restarts (its sockets reconnect elsewhere); ignore: memory is only reported")
     reject_cpu: Duration = Field(0.0001, description="CPU a request turned away by middleware costs (429, maintenance page)")
     request_timeout: Duration | None = Field(60.0, description="server timeout: unfinished requests end 'timeout' for the client (seed: 60 s); null = none")
 
@@ -58,6 +62,7 @@ class Instance:
         self.draining = False
         self.crashes = 0
         self.down_until = 0.0        # after a crash: not healthy before this time
+        self.sockets = 0             # Socket.io connections open on it
         self.on_idle = None          # called when a draining instance has nothing in flight
         self.gate = None             # middleware: gate(req) -> False when it turned req away
         self.cache = None            # CacheStore (own in-memory one, or the shared Redis)
@@ -83,6 +88,13 @@ class Instance:
         heapreplace(free_at, end)
         self.committed += seconds
         heappush(k.heap, (end, next(k.seq), self._on_cpu_done, req))  # k.at, inlined: hot path
+
+    def background(self, seconds: float) -> None:
+        """CPU work that is not a request (socket pings): it only delays later slices."""
+        free_at = self.free_at
+        start = max(free_at[0], self.kernel.now)
+        heapreplace(free_at, start + seconds)
+        self.committed += seconds
 
     def _cpu_done(self, req) -> None:
         if req.stage == 0:

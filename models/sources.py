@@ -55,7 +55,9 @@ class SessionSource:
         names = list(endpoints)
         self._mix = mix([factory.index[n] for n in names], [endpoints[n].weight for n in names],
                         streams.get("sessions.mix"))
-        self.active: list[list] = []          # [session id, position in active]
+        self.active: list[list] = []          # [session id, position in active (-1: ended), socket's instance]
+        self.sockets = None                   # Sockets, when sessions hold Socket.io connections
+        self._socket_eps: frozenset = frozenset()
         self.started = 0
         self._sampled = 0
         self.rate = config.request_rate
@@ -86,9 +88,11 @@ class SessionSource:
     def _start(self, _) -> None:
         now = self.kernel.now
         self._spend(now)
-        s = [self.started, len(self.active)]
+        s = [self.started, len(self.active), None]
         self.started += 1
         self.active.append(s)
+        if self.sockets is not None:
+            self.sockets.connect(s)
         self._reschedule()
         self.kernel.at(now + next(self._length), self._on_end, s)
         self._schedule_start(now)
@@ -100,6 +104,9 @@ class SessionSource:
         if last is not s:
             active[s[1]] = last
             last[1] = s[1]
+        s[1] = -1
+        if self.sockets is not None:
+            self.sockets.disconnect(s)
         self._reschedule()
 
     def _spend(self, now: float) -> None:
@@ -117,10 +124,19 @@ class SessionSource:
             return                                  # superseded by a change in sessions
         now = self.kernel.now
         active = self.active
-        client = active[int(next(self._client) * len(active))][0]
+        s = active[int(next(self._client) * len(active))]
         self._t_clock, self._work = now, next(self._exp_req)
         self._reschedule()
-        self.route(self.factory.make(now, next(self._mix), client, None))
+        ep = next(self._mix)
+        req = self.factory.make(now, ep, s[0], None)
+        if ep in self._socket_eps:
+            self.sockets.send(req, s)
+        else:
+            self.route(req)
+
+    def use_sockets(self, sockets) -> None:
+        self.sockets, sockets.sessions = sockets, self
+        self._socket_eps = sockets.endpoint_set(self.factory.index)
 
 
 class OpenLoopSource:

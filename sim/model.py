@@ -15,6 +15,7 @@ from models.fleet import Fleet
 from models.load_balancer import LoadBalancer
 from models.middleware import Middleware
 from models.pricing import Billing
+from models.sockets import Sockets
 from models.timeouts import TimeoutSweeper
 from models.request import CRASHED, OUTCOMES, TERMINATED
 from models.sources import OpenLoopSource, SessionSource
@@ -73,7 +74,7 @@ class Model:
                            streams.get("fleet.provisioning"), self.middleware.equip)
 
     def _build_sources(self) -> None:
-        k, streams, wl = self.kernel, self.streams, self.scenario.workload
+        sc, k, streams, wl = self.scenario, self.kernel, self.streams, self.scenario.workload
         self.sources: list = []
         self.sessions = None
         if wl.sessions is not None:
@@ -81,6 +82,13 @@ class Model:
             factory = RequestFactory(wl.endpoints, streams, "sessions", *self._request_options())
             self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams)
             self.sources.append(self.sessions)
+        self.sockets = None
+        if self.sessions is not None and sc.sockets is not None:
+            factory = RequestFactory(wl.endpoints, streams, "reconnects", *self._request_options())
+            self.sockets = Sockets(k, sc.sockets, self.fleet, self.route, factory, streams.get("sockets.reconnect"))
+            self.sessions.use_sockets(self.sockets)
+            self.fleet.on_lost.append(self.sockets.lost)
+            self.fleet.socket_mb = sc.sockets.memory_mb
         for i, ol in enumerate(wl.open_loop):
             factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}", *self._request_options())
             self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
@@ -111,10 +119,12 @@ class Model:
         return pool
 
     # -- request path -----------------------------------------------------------
-    def route(self, req) -> None:
+    def route(self, req, inst=None) -> None:
+        """A request reaches the load balancer (or, over a socket, its instance)."""
         self._arrive(req)
-        ready = self.lb.ready
-        if ready:
+        if inst is not None:
+            inst.accept(req)
+        elif self.lb.ready:
             self.lb.pick().accept(req)
         else:
             self._done(req, UNAVAILABLE)
@@ -144,6 +154,10 @@ class Model:
             env.process(self.sweeper.process(env))
         if self.invalidator is not None:
             env.process(self.invalidator.process(env))
+        if self.sockets is not None:
+            env.process(self.sockets.process(env))
+        if sc.instances.out_of_memory == "restart":
+            env.process(self.fleet.watch_memory(env))
         self.faults.start(env)
         t = time.perf_counter()
         self.kernel.run(sc.horizon)

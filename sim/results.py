@@ -26,6 +26,7 @@ class Result:
     summary: dict
     rows: list[dict] = field(repr=False)
     events: list[dict] = field(default_factory=list, repr=False)   # scaling events
+    instance_rows: list[dict] = field(default_factory=list, repr=False)   # per instance and interval
 
     @property
     def timeseries(self) -> pd.DataFrame:
@@ -35,12 +36,18 @@ class Result:
     def scaling_events(self) -> pd.DataFrame:
         return pd.DataFrame(self.events, columns=None if self.events else EVENT_COLUMNS)
 
+    @property
+    def instances(self) -> pd.DataFrame:
+        """One row per instance and interval: cpu_util, memory_util, sockets, in_flight, ready."""
+        return pd.DataFrame(self.instance_rows)
+
     def write(self, out: str | Path) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
         self.scaling_events.to_csv(out / "scaling_events.csv", index=False)
+        self.instances.to_csv(out / "instances.csv", index=False)
         return out
 
 
@@ -95,6 +102,10 @@ def summarize(model) -> dict:
         "db_active_mean": _f(_weighted(rows, "db_active_mean")),
         **model.middleware.totals(),
         "timeouts": model.sweeper.count if model.sweeper is not None else 0,
+        "sockets": {"reconnects": model.sockets.reconnects if model.sockets is not None else 0,
+                    "max_per_instance": max((r.get("sockets_max", 0) for r in rows), default=0)},
+        "oom_restarts": model.fleet.oom_restarts,
+        "memory_util_max": _f(max((r.get("memory_util_max", float("nan")) for r in rows), default=float("nan"))),
         "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
                      "peak": peak_users},
     }

@@ -12,6 +12,7 @@ from models.cache import CacheConfig
 from models.circuit_breaker import BreakerConfig
 from models.database import DatabaseConfig
 from models.rate_limit import RateLimitConfig
+from models.sockets import SocketsConfig
 from models.faults import FaultsConfig
 from models.instance import InstancesConfig
 from models.load_balancer import LoadBalancerConfig
@@ -42,6 +43,7 @@ class Scenario(BaseModel):
     cache: CacheConfig | None = Field(default_factory=CacheConfig, description="response cache (seed Phase 1: in memory); null for none")
     rate_limit: RateLimitConfig | None = Field(default_factory=RateLimitConfig, description="express-rate-limit tiers; null for none")
     circuit_breaker: BreakerConfig | None = Field(default_factory=BreakerConfig, description="database circuit breaker and load shedding; null for none")
+    sockets: SocketsConfig | None = Field(default_factory=SocketsConfig, description="a sticky Socket.io connection per session; null for none")
     pricing: Pricing = Field(default_factory=Pricing)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
@@ -50,6 +52,12 @@ class Scenario(BaseModel):
     def _consistent(self):
         if self.warmup >= self.horizon:
             raise ValueError(f"warmup: expected less than horizon ({self.horizon:g} s), got {self.warmup:g} s")
+        if self.sockets is not None and self.workload.sessions is not None:   # sockets belong to sessions
+            names = set(self.workload.endpoints)
+            for field in ("endpoints", "reconnect_flow"):
+                bad = [n for n in getattr(self.sockets, field) or [] if n not in names]
+                if bad:
+                    raise ValueError(f"sockets.{field}: unknown endpoint {bad[0]!r}; expected one of {sorted(names)}")
         if self.instances.plan not in self.pricing.plans:
             raise ValueError(f"instances.plan: expected one of {sorted(self.pricing.plans)}, got {self.instances.plan!r}")
         return self
