@@ -26,7 +26,7 @@ from models.distributions import Constant, Distribution, draws
 from models.request import DB_ERROR, DB_REFUSED, POOL_TIMEOUT, Request
 from models.units import Duration
 
-__all__ = ["PoolConfig", "DatabaseConfig", "Database", "Pool"]
+__all__ = ["PoolConfig", "ReplicasConfig", "DatabaseConfig", "Database", "Pool"]
 
 
 class PoolConfig(BaseModel):
@@ -41,6 +41,16 @@ class PoolConfig(BaseModel):
     min_floor: int = Field(2, ge=0, description="dynamic policy: min = max(min_floor, instances)")
 
 
+class ReplicasConfig(BaseModel):
+    """Read replicas (the seed's future enhancement): each its own server and connection cap."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    count: int = Field(1, ge=1, description="replicas")
+    read_share: float = Field(0.5, ge=0, le=1, description="share of database steps that are reads sent to a replica")
+    max_connections: int = Field(100, ge=1, description="connection limit of each replica")
+    concurrency: int | None = Field(None, ge=1, description="queries each replica runs at once; null = unlimited")
+    pool_max: int = Field(20, ge=1, description="connections per instance to each replica")
+
+
 class DatabaseConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     max_connections: int = Field(100, ge=1, description="server-wide connection limit (Supabase: 100)")
@@ -48,6 +58,13 @@ class DatabaseConfig(BaseModel):
     rtt: Duration = Field(0.001, description="network round trip added to each query")
     connect_time: Distribution = Field(Constant(value=0.02), description="time to open a connection")
     pool: PoolConfig = Field(default_factory=PoolConfig)
+    replicas: ReplicasConfig | None = Field(None, description="read replicas; null = none")
+
+    def replica(self) -> DatabaseConfig:
+        """The configuration of one replica server."""
+        r = self.replicas
+        return self.model_copy(update={"max_connections": r.max_connections, "concurrency": r.concurrency,
+                                       "pool": self.pool.model_copy(update={"max": r.pool_max}), "replicas": None})
 
 
 class Database:
@@ -106,10 +123,10 @@ class Database:
         if self.rtt > 0:       # the answer travels back; the server slot is already free
             self.kernel.after(self.rtt, self._on_answer, req)
         else:
-            req.inst.pool.query_done(req)
+            req.inst.pools[req.db].query_done(req)
 
     def _answer(self, req) -> None:
-        req.inst.pool.query_done(req)
+        req.inst.pools[req.db].query_done(req)
 
     def release_slots(self, events) -> None:
         """Queries whose completion events were taken out (their client died) free their slots."""
@@ -138,16 +155,16 @@ class Database:
         self.busy_area += self.active * (now - self._t_busy)
         self._t_busy = now
 
-    def sample(self, t0: float, t1: float) -> dict:
+    def sample(self, t0: float, t1: float, prefix: str = "db") -> dict:
         """Time-series columns for the interval [t0, t1]."""
         self._account(t1)
         busy, self.busy_area = self.busy_area, 0.0
         for pool in self.pools:
             pool.expire(t1)
-        return {"db_connections": self.connections,
-                "db_active_mean": busy / (t1 - t0),
-                "db_util": busy / ((t1 - t0) * self.slots) if self.slots else float("nan"),
-                "db_queued": len(self.queue)}
+        return {f"{prefix}_connections": self.connections,
+                f"{prefix}_active_mean": busy / (t1 - t0),
+                f"{prefix}_util": busy / ((t1 - t0) * self.slots) if self.slots else float("nan"),
+                f"{prefix}_queued": len(self.queue)}
 
 
 class Pool:

@@ -57,13 +57,15 @@ class _Drawn:
     always carries its queries: the cache, not ``db_probability``, decides whether they run.
     """
 
-    def __init__(self, ep: Endpoint, streams, tag: str, cache, limited: bool):
+    def __init__(self, ep: Endpoint, streams, tag: str, cache, limited: bool, replicas=None):
         self.cpu_pre = draws(ep.cpu_pre, streams.get(f"{tag}.cpu_pre"))
         self.cpu_post = draws(ep.cpu_post, streams.get(f"{tag}.cpu_post"))
         self.query = draws(ep.query_time, streams.get(f"{tag}.query"))
         self.u = uniforms(streams.get(f"{tag}.db_needed"))
         self.queries, self.p = ep.queries, ep.db_probability
         self.tier = ep.rate_limit_tier if limited else None
+        self.replicas = replicas          # (count, read share), or None
+        self.r = uniforms(streams.get(f"{tag}.replica")) if replicas else None
         self.cls, self.keys, self.by_client = -1, None, False
         if cache is not None and ep.cache_class in cache.classes:
             from models.cache import class_index, zipf_keys
@@ -81,10 +83,11 @@ class RequestFactory:
     adding a source or a draw in one never shifts another's draws.
     """
 
-    def __init__(self, endpoints: dict[str, Endpoint], streams, source: str, cache=None, limited: bool = False):
+    def __init__(self, endpoints: dict[str, Endpoint], streams, source: str, cache=None, limited: bool = False,
+                 replicas=None):
         self.names = list(endpoints)
         self.index = {n: i for i, n in enumerate(self.names)}
-        self._drawn = [_Drawn(endpoints[n], streams, f"{source}.endpoint.{n}", cache, limited)
+        self._drawn = [_Drawn(endpoints[n], streams, f"{source}.endpoint.{n}", cache, limited, replicas)
                        for n in self.names]
 
     def make(self, t: float, ep: int, client, flow) -> Request:
@@ -99,6 +102,11 @@ class RequestFactory:
             req.cls, req.key = d.cls, (client if d.by_client and client is not None else key)
         if d.tier is not None:
             req.tier = d.tier
+        if d.r is not None and queries is not None:
+            u = next(d.r)
+            count, share = d.replicas
+            if u < share:
+                req.db = 1 + int(u / share * count)
         return req
 
 

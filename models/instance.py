@@ -68,6 +68,7 @@ class Instance:
         self.cache = None            # CacheStore (own in-memory one, or the shared Redis)
         self.cache_rtt = 0.0         # round trip of a cache read (Redis)
         self.breaker = None          # CircuitBreaker around the database
+        self.pools = [pool]          # the primary's pool, then one per read replica
         self._on_cpu_done, self._on_cache = self._cpu_done, self._cache_answer
 
     def accept(self, req) -> None:
@@ -132,7 +133,7 @@ class Instance:
         if b is not None and not b.allow(self.kernel.now):
             self.finish(req, CIRCUIT_OPEN)
             return
-        self.pool.acquire(req)
+        (self.pools[req.db] if req.db else self.pool).acquire(req)
 
     def after_db(self, req) -> None:
         """The database answered (the pool calls this): note it, fill the cache, respond."""

@@ -25,7 +25,7 @@ class Request:
     """Per-request state; all random draws are made at arrival (common random numbers)."""
     __slots__ = ("t0", "endpoint", "cpu_pre", "cpu_post", "queries", "qi", "client",
                  "flow", "inst", "stage", "waiting", "t_wait", "in_db", "done", "cls", "key", "tier",
-                 "verdict")   # verdict: the outcome the middleware gave it (set only then)
+                 "db", "verdict")   # verdict: the outcome the middleware gave it (set only then)
 
     def __init__(self, t0, endpoint, cpu_pre, cpu_post, queries, client, flow):
         self.t0 = t0              # arrival time at the load balancer (s)
@@ -45,6 +45,7 @@ class Request:
         self.cls = -1             # cache class index (-1: not cached)
         self.key = 0              # cache key within its class
         self.tier = None          # rate-limit tier name, or None
+        self.db = 0               # 0: the primary; k > 0: read replica k
 
 
 DB_FAILURES = frozenset((POOL_TIMEOUT, DB_REFUSED, DB_ERROR))   # failures of the protected database call

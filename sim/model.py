@@ -46,6 +46,8 @@ class Model:
         self._build_sources()
         self.billing = Billing(sc.pricing, self.fleet)
         self.metrics.probes += [self.fleet.sample, self.db.sample, self.billing.sample, self.middleware.sample]
+        self.metrics.probes += [lambda t0, t1, db=db, i=i: db.sample(t0, t1, f"replica{i}")
+                                for i, db in enumerate(self.replicas, 1)]
         if self.sessions is not None:
             self.metrics.probes.append(self.sessions.sample)
         self.controller = self._controller(policy, allow_code)
@@ -68,6 +70,9 @@ class Model:
         if self.sweeper is not None:
             self._arrive = self._arrive_tracked
         self.db = Database(k, sc.database, streams.get("database.connect"))
+        r = sc.database.replicas
+        self.replicas = [Database(k, sc.database.replica(), streams.get(f"replica.{i}.connect"))
+                         for i in range(r.count)] if r else []
         self.lb = LoadBalancer(sc.load_balancer, streams.get("load_balancer"))
         self.middleware = Middleware(k, sc.cache, sc.rate_limit, sc.circuit_breaker, sc.instances.reject_cpu)
         self.fleet = Fleet(k, sc.instances, sc.pricing.plans, self.lb, self._make_pool, self._done,
@@ -94,7 +99,8 @@ class Model:
             self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
 
     def _request_options(self) -> tuple:
-        return self.scenario.cache, self.scenario.rate_limit is not None
+        r = self.scenario.database.replicas
+        return self.scenario.cache, self.scenario.rate_limit is not None, (r.count, r.read_share) if r else None
 
     def _controller(self, policy, allow_code: bool):
         sc = self.scenario
@@ -116,6 +122,11 @@ class Model:
     def _make_pool(self, instance):
         pool = Pool(self.kernel, self.db, self.scenario.database.pool, instance)
         pool.wait_hist = self.metrics.pool_wait
+        instance.pools = [pool]
+        for db in self.replicas:
+            replica_pool = Pool(self.kernel, db, db.config.pool, instance)
+            replica_pool.wait_hist = self.metrics.pool_wait
+            instance.pools.append(replica_pool)
         return pool
 
     # -- request path -----------------------------------------------------------
