@@ -44,6 +44,7 @@ class Rig:
             inst = FakeInstance(self.k, f"i{i}")
             inst.pool = Pool(self.k, self.db, self.db.config.pool, inst)
             inst.pool.wait_hist = LogHistogram()
+            inst.pools = [inst.pool]
             self.insts.append(inst)
         self.opens = 0
         orig = self.db.try_open
