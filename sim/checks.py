@@ -12,7 +12,8 @@ __all__ = ["warnings"]
 
 def warnings(sc) -> list[str]:
     out: list[str] = []
-    for check in (_pool_vs_max_connections, _dynamic_pool, _flapping, _cooldown_vs_provisioning):
+    for check in (_pool_vs_max_connections, _dynamic_pool, _flapping, _cooldown_vs_provisioning,
+                  _rate_limits_vs_users, _memory_rate_store):
         out += check(sc)
     return out
 
@@ -68,3 +69,31 @@ def _cooldown_vs_provisioning(sc) -> list[str]:
     return [f"autoscaler.cooldown: {cooldown:g} s < provisioning of up to {slowest:g} s "
             f"(instances.provisioning): the policy acts again before the instances it started take "
             f"traffic, so it over-scales. Fix: cooldown >= {slowest:g} s"]
+
+
+def _rate_limits_vs_users(sc) -> list[str]:
+    rl, ss = sc.rate_limit, sc.workload.sessions
+    if rl is None or ss is None:
+        return []
+    eps = sc.workload.endpoints
+    total = sum(e.weight for e in eps.values())
+    out = []
+    for tier, limit in rl.limits.items():
+        share = sum(e.weight for e in eps.values() if e.rate_limit_tier == tier) / total
+        sent = ss.request_rate * rl.window * share
+        if sent > limit:
+            out.append(f"rate_limit.limits.{tier}: a user at {ss.request_rate:g}/s sends {ss.request_rate:g} x "
+                       f"{rl.window:g} s x {share:.0%} = {sent:.0f} {tier} requests per window > limit {limit}, "
+                       f"so about {1 - limit / sent:.0%} of them get 429 (one instance or a shared store). "
+                       f"Fix: limit >= {int(sent) + 1}, or fewer requests per user")
+    return out
+
+
+def _memory_rate_store(sc) -> list[str]:
+    rl, n = sc.rate_limit, _max_instances(sc)
+    if rl is None or rl.store != "memory" or n < 2:
+        return []
+    tier, limit = next(iter(rl.limits.items()))
+    return [f"rate_limit.store: memory keeps a counter per instance; with round robin over up to {n} instances "
+            f"a client gets up to {n} x its limit per window ({tier}: {n} x {limit} = {n * limit}). "
+            f"Fix: store: redis (shared)"]
