@@ -74,6 +74,7 @@ class _Drawn:
             self.keys = zipf_keys(c.keys, c.zipf, streams.get(f"{tag}.cache_key"))
             self.by_client = c.key_by == "client"
             self.p = 1.0
+        self.extras = self.cls >= 0 or self.tier is not None or self.r is not None
 
 
 class RequestFactory:
@@ -97,6 +98,12 @@ class RequestFactory:
             q = d.query
             queries = [next(q) for _ in range(d.queries)]
         req = Request(t, ep, next(d.cpu_pre), next(d.cpu_post), queries, client, flow)
+        if d.extras:
+            self._extras(req, d, client, queries)
+        return req
+
+    @staticmethod
+    def _extras(req, d, client, queries) -> None:
         if d.cls >= 0:   # the key is drawn either way, so the stream stays aligned
             key = next(d.keys)
             req.cls, req.key = d.cls, (client if d.by_client and client is not None else key)
@@ -107,7 +114,6 @@ class RequestFactory:
             count, share = d.replicas
             if u < share:
                 req.db = 1 + int(u / share * count)
-        return req
 
 
 def mix(indices: list[int], weights: list[float], rng, block: int = 4096):

@@ -65,20 +65,11 @@ class Metrics:
         if req.done:
             return False
         req.done = True
-        self._add(outcome, self.kernel.now - req.t0)
-        return True
-
-    def timed_out(self, req, timeout: float) -> None:
-        """The client gave up at ``t0 + timeout`` (recorded now: a sweep tick later at most)."""
-        if not req.done:
-            req.done = True
-            self._add(TIMEOUT, timeout)
-
-    def _add(self, outcome: int, lat: float) -> None:
         now = self.kernel.now
         self._area += self.in_system * (now - self._t)
         self._t = now
         self.in_system -= 1
+        lat = now - req.t0
         if lat >= self._min:
             i = int(ceil(log(lat) * self._inv)) - self._off
             if i >= self._nb:
@@ -88,6 +79,13 @@ class Metrics:
         self.hist[outcome][i] += 1
         self.count[outcome] += 1
         self.lat_sum[outcome] += lat
+        return True
+
+    def timed_out(self, req, timeout: float) -> None:
+        """The client gave up at ``t0 + timeout`` (recorded now: a sweep tick later at most)."""
+        if not req.done:
+            req.done = True
+            self.done(_GaveUp(self.kernel.now - timeout), TIMEOUT)   # latency exactly ``timeout``
 
     # -- intervals --------------------------------------------------------------
     def ticks(self) -> list[float]:
@@ -149,3 +147,11 @@ class Metrics:
         mean = float(self.total_lat[list(idx)].sum()) / n if n else float("nan")
         return {"mean": 1000 * mean, "p50": 1000 * float(qs[0]), "p95": 1000 * float(qs[1]),
                 "p99": 1000 * float(qs[2]), "count": n}
+
+
+class _GaveUp:
+    """Stands in for a timed-out request: what ``done`` reads."""
+    __slots__ = ("t0", "done")
+
+    def __init__(self, t0: float):
+        self.t0, self.done = t0, False
