@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import simpy
 from pydantic import ValidationError
-from scipy.optimize import brentq
 from scipy.stats import chisquare
 
+from sim.theory import che_hit_rate
 from models.cache import (CacheClass, CacheConfig, CacheStore, Invalidator, class_index,
                           probabilities, zipf_keys)
 
@@ -38,13 +38,6 @@ def drive(store, n, s, rate, warmup, measure, rng):
 
 
 # --- 1. LRU under the independent reference model vs Che's approximation ---------------
-
-def che_hit_rate(n, s, c):
-    """Characteristic time T with sum_i (1 - e^{-p_i T}) = C; hit = sum_i p_i (1 - e^{-p_i T})."""
-    p = probabilities(n, s)
-    t = brentq(lambda t: np.sum(-np.expm1(-p * t)) - c, 0.0, 1e12)
-    return float(np.sum(p * -np.expm1(-p * t)))
-
 
 @pytest.mark.parametrize("s, c", [(0.8, 500), (1.1, 100)])
 def test_lru_matches_che(s, c):

@@ -1,4 +1,4 @@
-"""The simulator against queueing theory (formulas in tests/theory.py).
+"""The simulator against queueing theory (formulas in sim/theory.py).
 
 Each check runs R independent replications (seeds 1..R) of a scenario from
 scenarios/validation/ and compares the replication mean of an estimator with theory:
@@ -25,7 +25,7 @@ from ruamel.yaml import YAML
 from sim.model import Model
 from sim.results import summarize
 from sim.scenario import Scenario
-from tests.theory import (erlang_c, mm1_mean_in_system, mm1_mean_sojourn, mm1_sojourn_quantile,
+from sim.theory import (erlang_c, mm1_mean_in_system, mm1_mean_sojourn, mm1_sojourn_quantile,
                           mmc_mean_wait, mmcd, replication_check, simulate_mmcd)
 
 VALIDATION = Path(__file__).resolve().parent.parent / "scenarios" / "validation"
@@ -264,3 +264,11 @@ def test_pool_wait_probability_and_busy_connections(r, horizon):
     runs = reps("pool_mmc_timeout", r, horizon)
     check([p for _, _, p in runs], th["p_wait"], 0.003, "M/M/c+D P(wait > 0)")
     check([s["db_active_mean"] for s, _, _ in runs], th["busy_servers"], 0.01, "M/M/c+D busy connections")
+
+
+@pytest.mark.slow
+def test_verify_report_agrees_with_theory(capsys):
+    """`python -m sim.verify` (the report quoted in the README) finds every check within tolerance."""
+    from sim.verify import main
+    assert main(["--replications", "3"]) == 0
+    assert "OFF" not in capsys.readouterr().out

@@ -9,6 +9,9 @@ Notation: arrival rate ``lam`` (1/s), service rate ``mu`` (1/s, mean service 1/m
 * M/M/c+D: M/M/c FCFS where a waiting customer abandons after a deterministic
   patience D. See ``mmcd`` for the level-crossing derivation, and ``simulate_mmcd``
   for the tiny independent brute-force check of it.
+* Caches under independent Zipf requests: LRU of C keys by Che's approximation
+  (characteristic time T with sum_i (1 - e^{-p_i T}) = C; hit = sum_i p_i (1 - e^{-p_i T}));
+  a TTL cache filled on a miss: key i hits with probability lam_i T / (1 + lam_i T).
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import math
 import random
 
 __all__ = ["mm1_mean_sojourn", "mm1_mean_in_system", "mm1_sojourn_quantile",
-           "erlang_c", "mmc_mean_wait", "mmcd", "simulate_mmcd", "replication_check"]
+           "erlang_c", "mmc_mean_wait", "mmcd", "simulate_mmcd", "replication_check",
+           "zipf_probabilities", "che_hit_rate", "ttl_hit_rate"]
 
 
 # -- M/M/1 --------------------------------------------------------------------------
@@ -148,3 +152,26 @@ def replication_check(values, theory: float, k: float = 4.0, floor: float = 0.0)
     s = math.sqrt(sum((x - mean) ** 2 for x in xs) / (r - 1)) if r > 1 else float("inf")
     tol = max(k * s / math.sqrt(r), floor)
     return abs(mean - theory) < tol, mean, tol
+
+
+# -- caches ----------------------------------------------------------------------------
+def zipf_probabilities(n: int, s: float):
+    import numpy as np
+    w = np.arange(1, n + 1, dtype=float) ** -s
+    return w / w.sum()
+
+
+def che_hit_rate(n: int, s: float, c: int) -> float:
+    """LRU hit rate of ``c`` slots over ``n`` Zipf(``s``) keys (Che's approximation)."""
+    import numpy as np
+    from scipy.optimize import brentq
+    p = zipf_probabilities(n, s)
+    t = brentq(lambda t: np.sum(-np.expm1(-p * t)) - c, 0.0, 1e12)
+    return float(np.sum(p * -np.expm1(-p * t)))
+
+
+def ttl_hit_rate(n: int, s: float, lam: float, ttl: float) -> float:
+    """Hit rate of an unbounded TTL cache (TTL set on the filling miss), Poisson requests."""
+    import numpy as np
+    x = lam * zipf_probabilities(n, s) * ttl
+    return float(np.sum(zipf_probabilities(n, s) * x / (1 + x)))
