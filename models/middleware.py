@@ -111,21 +111,35 @@ class Middleware:
                                                             + b.counts.get(("half-open", "open"), 0) for b in self.breakers))
         return row
 
-    def totals(self) -> dict:
+    def counters(self) -> dict:
+        """Cumulative counts since the start (the summary subtracts those at the warm-up's end)."""
+        out: dict = {}
+        for c, name in enumerate(self.classes):
+            out[f"hit.{name}"] = sum(st.hits[c] for st in self.caches)
+            out[f"miss.{name}"] = sum(st.misses[c] for st in self.caches)
+        if self.rate_cfg is not None:
+            for tier in self.rate_cfg.limits:
+                out[f"rl.{tier}"] = sum(lim.rejected.get(tier, 0) for lim in self.limiters)
+        out["opens"] = sum(b.counts.get(("closed", "open"), 0) + b.counts.get(("half-open", "open"), 0)
+                           for b in self.breakers)
+        return out
+
+    def totals(self, base: dict | None = None) -> dict:
+        """Summary figures since ``base`` (a ``counters()`` snapshot; None: since the start)."""
+        now, base = self.counters(), base or {}
+        d = {k: now[k] - base.get(k, 0) for k in now}
         out: dict = {}
         if self.cache_cfg is not None:
-            by_class = {}
-            for c, name in enumerate(self.classes):
-                h, m = sum(s.hits[c] for s in self.caches), sum(s.misses[c] for s in self.caches)
+            by_class, hits, misses = {}, 0, 0
+            for name in self.classes:
+                h, m = d[f"hit.{name}"], d[f"miss.{name}"]
                 by_class[name] = round(h / (h + m), 6) if h + m else None
-            h = sum(sum(s.hits) for s in self.caches)
-            m = sum(sum(s.misses) for s in self.caches)
-            out["cache"] = {"store": self.cache_cfg.store, "hit_rate": round(h / (h + m), 6) if h + m else None,
-                            "hits": int(h), "misses": int(m), "by_class": by_class}
+                hits, misses = hits + h, misses + m
+            out["cache"] = {"store": self.cache_cfg.store,
+                            "hit_rate": round(hits / (hits + misses), 6) if hits + misses else None,
+                            "hits": int(hits), "misses": int(misses), "by_class": by_class}
         if self.rate_cfg is not None:
-            out["rate_limited_by_tier"] = {t: int(sum(l.rejected.get(t, 0) for l in self.limiters))
-                                           for t in self.rate_cfg.limits}
+            out["rate_limited_by_tier"] = {t: int(d[f"rl.{t}"]) for t in self.rate_cfg.limits}
         if self.breaker_cfg is not None:
-            out["circuit_opens"] = int(sum(b.counts.get(("closed", "open"), 0) + b.counts.get(("half-open", "open"), 0)
-                                           for b in self.breakers))
+            out["circuit_opens"] = int(d["opens"])
         return out

@@ -49,19 +49,26 @@ class Sockets:
         self._flow = [factory.index[n] for n in flow]
         self.sessions = None                             # the SessionSource (set by the model)
         self.reconnects = 0
-        self._on_reconnect = self._reconnect
+        self._on_reconnect, self._on_retry = self._reconnect, self._retry
 
     def endpoint_set(self, index: dict[str, int]) -> frozenset:
         return frozenset(index[n] for n in self._eps)
 
     # -- session life ------------------------------------------------------------------
-    def connect(self, s) -> None:
-        """``s`` = [session id, position, instance]: open its socket on a ready instance."""
+    def connect(self, s, retry=None) -> bool:
+        """``s`` = [session id, position, instance]: open its socket on a ready instance;
+        with none ready, Socket.io tries again (``retry``) after ``reconnect_delay``."""
         lb = self.fleet.lb
-        inst = lb.pick() if lb.ready else None
-        s[2] = inst
-        if inst is not None:
-            inst.sockets += 1
+        if not lb.ready:
+            self.kernel.after(next(self._delay), retry or self._on_retry, s)
+            return False
+        inst = s[2] = lb.pick()
+        inst.sockets += 1
+        return True
+
+    def _retry(self, s) -> None:
+        if s[1] >= 0 and s[2] is None:
+            self.connect(s)
 
     def disconnect(self, s) -> None:
         if s[2] is not None:
@@ -90,8 +97,9 @@ class Sockets:
     def _reconnect(self, s) -> None:
         if s[1] < 0 or s[2] is not None:
             return                                       # the session ended, or is back
+        if not self.connect(s, self._on_reconnect):
+            return                                       # retried later, counted when it connects
         self.reconnects += 1
-        self.connect(s)
         now = self.kernel.now
         for ep in self._flow:
             self.route(self.factory.make(now, ep, s[0], None))

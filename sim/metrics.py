@@ -51,6 +51,7 @@ class Metrics:
         self.pool_wait = LogHistogram(rel_err=REL_ERR)   # pools record into it (bucket 0 = no wait)
         self.total_pool_wait = LogHistogram(rel_err=REL_ERR)
         self.rows: list[dict] = []
+        self.on_warmup: list = []                 # hooks called when the warm-up's last interval closes
 
     # -- hot path -------------------------------------------------------------
     def arrive(self, req=None) -> None:
@@ -130,6 +131,8 @@ class Metrics:
             self.total_pool_wait.merge(self.pool_wait)
         elif t1 == self.warmup:
             self.in_system_at_warmup = self.in_system
+            for hook in self.on_warmup:
+                hook()
         for h in self.hist:
             h[:] = [0] * self._nb
         self.count = [0] * len(OUTCOMES)

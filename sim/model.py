@@ -51,6 +51,8 @@ class Model:
         if self.sessions is not None:
             self.metrics.probes.append(self.sessions.sample)
         self.controller = self._controller(policy, allow_code)
+        self.baseline: dict = {}     # counters at the end of the warm-up (summary = since then)
+        self.metrics.on_warmup.append(self._snapshot)
         self.faults = FaultInjector(sc.faults, self.fleet, self.db, self.streams.get("faults.crash_times"),
                                     self.streams.get("faults.crash_pick"), self.middleware.redis_down)
         self.invalidator = None
@@ -114,6 +116,14 @@ class Model:
                                                   [(a, b) for a, b, _ in cal.events], allow_code, policy)
         return Controller(self.kernel, self.fleet, policy, config.min_instances, config.max_instances,
                           schedule, prescaler)
+
+    def counters(self) -> dict:
+        return {**self.middleware.counters(), "oom_restarts": self.fleet.oom_restarts,
+                "reconnects": self.sockets.reconnects if self.sockets is not None else 0,
+                "crashes": self.faults.crashes}
+
+    def _snapshot(self) -> None:
+        self.baseline = self.counters()
 
     def _cache_stores(self) -> list:
         m = self.middleware

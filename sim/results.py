@@ -67,6 +67,8 @@ def summarize(model) -> dict:
     compute = sum(instance_cost(sc.pricing, plan, s) for plan, s in seconds.items())
     cost = compute + extras_cost(sc.pricing, window)
     events = model.controller.events if model.controller is not None else []
+    now_counts, base = model.counters(), model.baseline
+    since = {k: now_counts[k] - base.get(k, 0) for k in ("reconnects", "oom_restarts", "crashes")}
     peak_users = max((r.get("sessions", 0) for r in rows), default=0)
     lat, ok = m.latency_ms(), m.latency_ms(["ok"])
     wait = m.total_pool_wait
@@ -97,14 +99,14 @@ def summarize(model) -> dict:
         "cost_per_1000_requests_usd": _f(1000 * cost / completed if completed else float("nan"), 6),
         "cost_per_peak_user_usd": _f(cost / peak_users if peak_users else float("nan"), 6),
         "scaling_events": sum(1 for e in events if e.time >= sc.warmup),
-        "crashes": model.faults.crashes,
+        "crashes": since["crashes"],
         "cpu_util_mean": _f(_weighted(rows, "cpu_util")),
         "db_active_mean": _f(_weighted(rows, "db_active_mean")),
-        **model.middleware.totals(),
-        "timeouts": model.sweeper.count if model.sweeper is not None else 0,
-        "sockets": {"reconnects": model.sockets.reconnects if model.sockets is not None else 0,
+        **model.middleware.totals(model.baseline),
+        "timeouts": counts["timeout"],
+        "sockets": {"reconnects": since["reconnects"],
                     "max_per_instance": max((r.get("sockets_max", 0) for r in rows), default=0)},
-        "oom_restarts": model.fleet.oom_restarts,
+        "oom_restarts": since["oom_restarts"],
         "memory_util_max": _f(max((r.get("memory_util_max", float("nan")) for r in rows), default=float("nan"))),
         "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
                      "peak": peak_users},
