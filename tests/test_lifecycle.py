@@ -12,10 +12,8 @@ import math
 import pytest
 
 from models.instance import InstancesConfig
-from models.request import OUTCOMES, Request
-from sim.model import Model
-from sim.results import summarize
 from sim.scenario import Scenario
+from tests.helpers import Driver, conserved
 
 EPS = 1e-4
 NO_TIMEOUT = {"request_timeout": None} if "request_timeout" in InstancesConfig.model_fields else {}
@@ -37,53 +35,6 @@ def scenario(count=2, horizon=300.0, instances=None, faults=None, database=None,
         **extra,
     }
     return Scenario.model_validate(data)
-
-
-class Driver:
-    """A model with hand-made requests and a log of every outcome: (request, outcome, time)."""
-
-    def __init__(self, sc: Scenario, seed: int = 1):
-        self.model = m = Model(sc, seed=seed)
-        self.log: list[tuple[Request, str, float]] = []
-        original = m._done
-
-        def done(req, outcome):
-            self.log.append((req, OUTCOMES[outcome], m.kernel.now))
-            return original(req, outcome)
-
-        m._done = m.fleet._done = done   # before run(): instances take fleet._done when started
-        self.probes: dict[float, object] = {}
-
-    @property
-    def fleet(self):
-        return self.model.fleet
-
-    def at(self, t: float, fn) -> None:
-        self.model.kernel.at(t, lambda _: fn())
-
-    def send(self, t: float, cpu: float = 0.001, query: float | None = None) -> Request:
-        """A request arriving at ``t``: ``cpu`` seconds of CPU, then one query of ``query`` s (if given)."""
-        req = Request(t, 0, cpu, 0.0, None if query is None else [query], None, None)
-        self.at(t, lambda: self.model.route(req))
-        return req
-
-    def probe(self, t: float, fn) -> None:
-        """Record ``fn()`` at time ``t`` (kernel events scheduled before the run go first at ties)."""
-        self.at(t, lambda: self.probes.__setitem__(t, fn()))
-
-    def run(self) -> dict:
-        self.model.run()
-        return summarize(self.model)
-
-    def outcome(self, req) -> tuple[str, float]:
-        ends = [(o, t) for r, o, t in self.log if r is req]
-        assert len(ends) == 1, f"expected exactly one outcome, got {ends}"
-        return ends[0]
-
-
-def conserved(s: dict) -> bool:
-    r = s["requests"]
-    return r["in_flight_start"] + r["total"] == r["completed"] + r["in_flight_end"]
 
 
 # ---------------------------------------------------------------- drain on scale-in

@@ -14,10 +14,10 @@ import math
 import pytest
 
 import sim
-from models.request import OUTCOMES, Request
 from sim.model import Model
 from sim.results import summarize
 from sim.scenario import Scenario
+from tests.helpers import Driver, arrivals_log, conserved
 
 EPS = 1e-4
 OFF = {"cache": None, "rate_limit": None, "circuit_breaker": None, "sockets": None}
@@ -37,78 +37,6 @@ def scenario(horizon=300.0, warmup=0.0, count=1, endpoints=None, open_loop=(), s
         **OFF, **sections,
     }
     return Scenario.model_validate(data)
-
-
-class Driver:
-    """A model with hand-made requests and a log of every outcome: (request, outcome, time)."""
-
-    def __init__(self, sc: Scenario, seed: int = 1):
-        self.model = m = Model(sc, seed=seed)
-        self.log: list[tuple[Request, str, float]] = []
-        self.probes: dict[float, object] = {}
-        original = m._done
-
-        def done(req, outcome):
-            if not req.done:         # a timed-out request finishing later is not recorded again
-                self.log.append((req, OUTCOMES[outcome], m.kernel.now))
-            return original(req, outcome)
-
-        m._done = m.fleet._done = done   # before run(): instances take fleet._done when started
-        if m.sweeper is not None:        # a timeout is recorded by the sweeper, not by _done
-            recorded = m.sweeper._timed_out
-
-            def timed_out(req, timeout):
-                if not req.done:
-                    self.log.append((req, "timeout", m.kernel.now))
-                recorded(req, timeout)
-
-            m.sweeper._timed_out = timed_out
-
-    @property
-    def fleet(self):
-        return self.model.fleet
-
-    def at(self, t: float, fn) -> None:
-        self.model.kernel.at(t, lambda _: fn())
-
-    def send(self, t, cpu=0.001, query=None, post=0.0, cls=-1, key=0, tier=None, client=None, db=0) -> Request:
-        req = Request(t, 0, cpu, post, None if query is None else [query], client, None)
-        req.cls, req.key, req.tier, req.db = cls, key, tier, db
-        self.at(t, lambda: self.model.route(req))
-        return req
-
-    def probe(self, t: float, fn) -> None:
-        self.at(t, lambda: self.probes.__setitem__(t, fn()))
-
-    def run(self) -> dict:
-        self.model.run()
-        return summarize(self.model)
-
-    def outcome(self, req) -> tuple[str, float]:
-        ends = [(o, t) for r, o, t in self.log if r is req]
-        assert len(ends) == 1, f"expected exactly one outcome, got {ends}"
-        return ends[0]
-
-    def latency(self, req) -> float:
-        return self.outcome(req)[1] - req.t0
-
-
-def conserved(s: dict) -> bool:
-    r = s["requests"]
-    return (r["in_flight_start"] + r["total"] == r["completed"] + r["in_flight_end"]
-            and r["completed"] == sum(r[o] for o in OUTCOMES))
-
-
-def arrivals_log(model) -> list:
-    """Wrap ``model._arrive`` (called by ``route`` for every request) to keep each request."""
-    seen, original = [], model._arrive
-
-    def arrive(req):
-        seen.append(req)
-        original(req)
-
-    model._arrive = arrive
-    return seen
 
 
 # ---------------------------------------------------------------- 1. launch, everything on

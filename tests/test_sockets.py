@@ -12,6 +12,7 @@ from models.endpoints import DEFAULT_ENDPOINTS
 from sim.model import Model
 from sim.results import Result, summarize
 from sim.scenario import Scenario
+from tests.helpers import arrivals_log
 
 OFF = {"cache": None, "rate_limit": None, "circuit_breaker": None}
 
@@ -28,18 +29,6 @@ def scenario(horizon=1500.0, peak_users=60, request_rate=0.2, endpoints=None, so
         **OFF, **extra,
     }
     return Scenario.model_validate(data)
-
-
-def with_log(model) -> list:
-    """Every request routed (``route`` calls ``_arrive``); ``req.inst`` is set when accepted."""
-    seen, original = [], model._arrive
-
-    def arrive(req):
-        seen.append(req)
-        original(req)
-
-    model._arrive = arrive
-    return seen
 
 
 def scale_out_at(model, t: float, note: dict) -> None:
@@ -59,7 +48,7 @@ def scale_out_at(model, t: float, note: dict) -> None:
 # ---------------------------------------------------------------- stickiness
 def test_sockets_stay_on_the_old_instance_after_a_scale_out():
     m = Model(scenario(), seed=3)
-    seen = with_log(m)
+    seen = arrivals_log(m)
     note: dict = {}
     scale_out_at(m, 600.0, note)
     m.run()
@@ -109,7 +98,7 @@ def test_lost_instance_sessions_reconnect_and_replay_the_flow(how):
            "sessions": DEFAULT_ENDPOINTS["sessions"].model_copy(update={"weight": 0.0})}
     faults = {"crashes": [{"at": 900, "instance": 0}]} if how == "crash" else {}
     m = Model(scenario(endpoints=eps, faults=faults), seed=4)
-    seen = with_log(m)
+    seen = arrivals_log(m)
     note: dict = {}
     scale_out_at(m, 600.0, note)
     lost = []
