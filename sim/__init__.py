@@ -10,11 +10,15 @@ Python API::
 """
 from __future__ import annotations
 
+from sim.compare import compare
+from sim.experiments import replicate, sweep
 from sim.model import Model
+from sim.plan import capacity_plan
 from sim.results import Result, summarize
 from sim.scenario import Scenario
 
-__all__ = ["Scenario", "Model", "Result", "run", "load_scenario", "default_scenario"]
+__all__ = ["Scenario", "Model", "Result", "run", "load_scenario", "default_scenario",
+           "replicate", "compare", "sweep", "capacity_plan"]
 
 
 def default_scenario() -> Scenario:

@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:   # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
     try:
+        if not _cluster_ok(args):
+            return 2
         return args.func(args)
     except ScenarioError as exc:
         for problem in exc.problems:
@@ -87,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("file", nargs="?", help="scenario YAML whose system is planned (default: the built-in one)")
     pln.add_argument("--replications", "-r", type=_positive, default=3, metavar="R", help="replications per configuration (default 3)")
     pln.add_argument("--seed", type=_seed, help="base random seed (default: the scenario's seed)")
-    pln.add_argument("--horizon", type=_duration, default=1800.0, help="measured time per run, after the warm-up (default 30m)")
+    pln.add_argument("--horizon", type=_duration, default=600.0, help="measured time per run, after the warm-up (default 10m)")
     pln.add_argument("--warmup", type=_duration, default=300.0, help="warm-up per run (default 5m)")
     pln.add_argument("--max-instances", type=_positive, default=10, help="largest instance count tried (default 10)")
     pln.add_argument("--plans", help="comma-separated plans to try (default: every plan in pricing.plans)")
@@ -124,6 +126,20 @@ def _experiment_options(parser: argparse.ArgumentParser, slo: bool = True) -> No
     if slo:
         parser.add_argument("--slo", metavar="FILE",
                             help="objectives, thresholds and alerts (YAML; default: the scenario's, else the seed's)")
+
+
+def _cluster_ok(args) -> bool:
+    """With --cluster (or DASK_SCHEDULER_ADDRESS), Dask distributed must be importable."""
+    from sim.parallel import cluster_address
+    parallel = args.command in ("compare", "sweep", "plan") or getattr(args, "replications", None)
+    if not parallel or cluster_address(getattr(args, "cluster", None)) is None:
+        return True
+    try:
+        import distributed  # noqa: F401  (only to check it is installed)
+    except ImportError:
+        print("capsim: --cluster needs Dask distributed: pip install 'capsim[cluster]'", file=sys.stderr)
+        return False
+    return True
 
 
 def _positive(text: str) -> int:
@@ -229,8 +245,19 @@ def _g(x: float) -> str:
 
 def _compare(args) -> int:
     from sim.compare import compare
-    a = load(args.a, args.overrides + args.overrides_a)
-    b = load(args.b or args.a, args.overrides + args.overrides_b)
+    from sim.sweep import policy_hint
+    sides = []
+    for path, ov in ((args.a, args.overrides + args.overrides_a), (args.b or args.a, args.overrides + args.overrides_b)):
+        try:
+            sides.append(load(path, ov))
+        except ScenarioError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            hint = policy_hint(ov, exc.problems)
+            if hint:
+                print(hint, file=sys.stderr)
+            return 2
+    a, b = sides
     sets = lambda ov: "".join(f" + {o}" for o in ov)  # noqa: E731
     label_a = f"{args.a}{sets(args.overrides + args.overrides_a)}"
     label_b = f"{args.b or args.a}{sets(args.overrides + args.overrides_b)}"
@@ -249,7 +276,7 @@ def _compare(args) -> int:
 
 
 def _sweep(args) -> int:
-    from sim.experiments import parse_value, split_values, sweep
+    from sim.sweep import parse_value, split_values, sweep
     params = {}
     for arg in args.param:
         key, sep, text = arg.partition("=")

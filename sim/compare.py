@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.experiments import Job, Replications, independent_seeds, replication_seeds, warmup_note, _run
+from sim.experiments import Job, Replications, independent_seeds, replication_seeds, warmup_note, run_all
 from sim.parallel import Progress
 from sim.slo import SLOConfig
 from sim.stats_ci import clean, paired_diff, unpaired_diff
@@ -147,7 +147,7 @@ def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool =
     seeds_b = seeds_a if crn else independent_seeds(base, replications)
     jobs = [Job(a, s, slo, allow_code=allow_code) for s in seeds_a] + [Job(b, s, slo, allow_code=allow_code)
                                                                        for s in seeds_b]
-    outputs, interrupted = _run(jobs, workers, cluster, Progress(len(jobs), "capsim compare", enabled=progress))
+    outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), "capsim compare", enabled=progress))
     ra = Replications(a, base, seeds_a, outputs[:replications], interrupted, "A")
     rb = Replications(b, base, seeds_b, outputs[replications:], interrupted, "B")
     return Comparison(ra, rb, crn, label_a or a.name, label_b or b.name)

@@ -18,11 +18,9 @@ Python API::
 """
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +30,8 @@ from sim.parallel import Interrupted, Progress, run_jobs
 from sim.slo import SLOConfig, evaluate, slo_of
 from sim.stats_ci import clean, flatten, mean_ci, metrics_of
 
-__all__ = ["replication_seeds", "independent_seeds", "Job", "run_job", "Replications", "replicate", "sweep",
-           "split_values", "parse_value", "resolve"]
-
-STAT_COLUMNS = ["mean", "ci_low", "ci_high", "half_width", "n"]
+__all__ = ["replication_seeds", "independent_seeds", "Job", "run_job", "run_all", "Replications", "replicate",
+           "sweep", "resolve", "warmup_note"]
 
 
 # -- seeds and jobs -------------------------------------------------------------------------
@@ -135,18 +131,17 @@ class Replications:
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "replications.csv", index=False)
         first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
+        if first and "rows" in first:
+            from sim.results import Result
+            Result(first["summary"], first["rows"], first["events"]).write(out)   # then summary.json, below
         summary = dict(first["summary"]) if first else {"scenario": self.scenario.name}
         summary["replications"] = self.block()
         summary["replication_info"] = self.info()
         (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
-        if first and "rows" in first:
-            from sim.results import Result
-            Result(first["summary"], first["rows"], first["events"]).write(out)
-            (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
         return out
 
 
-def _base(scenario, seed):
+def base_seed_of(scenario, seed):
     return int(seed if seed is not None else scenario.seed)
 
 
@@ -156,48 +151,11 @@ def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: 
     """Run ``replications`` independent replications of ``scenario`` (CRN-ready seeds)."""
     from sim.scenario import Scenario
     scenario = scenario if scenario is not None else Scenario()
-    base = _base(scenario, seed)
+    base = base_seed_of(scenario, seed)
     seeds = replication_seeds(base, replications)
     jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy) for i, s in enumerate(seeds)]
-    outputs, interrupted = _run(jobs, workers, cluster, Progress(len(jobs), f"capsim {label}", enabled=progress))
+    outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim {label}", enabled=progress))
     return Replications(scenario, base, seeds, outputs, interrupted, label)
-
-
-def _run(jobs, workers, cluster, progress, on_result=None) -> tuple[list, bool]:
-    try:
-        return run_jobs(run_job, jobs, workers=workers, cluster=cluster, progress=progress, on_result=on_result), False
-    except Interrupted as exc:
-        print(f"capsim: interrupted: kept the {len(exc.done)} of {len(jobs)} jobs that had finished", file=sys.stderr)
-        return [exc.done.get(i) for i in range(len(jobs))], True
-
-
-# -- sweeps -----------------------------------------------------------------------------------
-def split_values(text: str) -> list[str]:
-    """``100,250`` -> ['100', '250']; commas inside {...}, [...] or quotes do not split."""
-    parts, depth, quote, cur = [], 0, None, ""
-    for ch in text:
-        if quote:
-            quote = None if ch == quote else quote
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            parts.append(cur.strip())
-            cur = ""
-            continue
-        cur += ch
-    parts.append(cur.strip())
-    return parts
-
-
-def parse_value(text: str):
-    """A YAML 1.2 value: '100' -> 100, 'hpa' -> 'hpa', '{policy: hpa}' -> {'policy': 'hpa'}."""
-    from ruamel.yaml import YAML
-    from sim.loader import _plain
-    return _plain(YAML(typ="safe", pure=True).load(text))
 
 
 def resolve(scenario, overrides: list[str]):
@@ -210,115 +168,19 @@ def resolve(scenario, overrides: list[str]):
     return load_text(scenario.model_dump_json(), f"<scenario {scenario.name}>", overrides)
 
 
-def _column(values: list):
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return values
-    return [v if isinstance(v, str) else json.dumps(v) for v in values]
-
-
-def _key(scenario, seed: int) -> str:
-    return hashlib.sha256(f"{scenario.model_dump_json()}|{seed}".encode()).hexdigest()[:20]
-
-
-def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
-          overrides: list[str] | None = None, out=None, resume: bool = False, slo: SLOConfig | None = None,
-          workers: int | None = None, cluster=None, progress: bool = True, allow_code: bool = False,
-          on_result=None) -> pd.DataFrame:
-    """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
-
-    One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
-    ``ci_low``, ``ci_high``, ``half_width``, ``n``, ``error`` (a point whose overrides do
-    not validate, or whose runs fail, gets one row with its error). With ``out``, finished
-    (point, replication) results are appended to ``out/sweep_points.jsonl`` as they come;
-    ``resume=True`` skips those already there. ``sweep.csv`` (and ``sweep.parquet`` with
-    pyarrow) are written at the end, or with what finished when interrupted
-    (``table.attrs["interrupted"]``).
-    """
-    from sim.problems import ScenarioError
-    names = list(params)
-    points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
-    scenarios, errors = [], {}
-    for i, point in enumerate(points):
-        ov = list(overrides or []) + [f"{k}={json.dumps(v)}" for k, v in point.items()]
-        try:
-            scenarios.append(resolve(scenario, ov))
-        except ScenarioError as exc:
-            scenarios.append(None)
-            errors[i] = "; ".join(str(p) for p in exc.problems)
-    ok = next((s for s in scenarios if s is not None), None)
-    base = _base(ok, seed) if ok is not None else int(seed or 0)
-    seeds = replication_seeds(base, replications)
-    log = Path(out) / "sweep_points.jsonl" if out is not None else None
-    done: dict[str, dict] = {}
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        if resume and log.exists():
-            for line in log.read_text().splitlines():
-                if line.strip():
-                    rec = json.loads(line)
-                    done[rec["key"]] = rec
-        elif log.exists():
-            log.unlink()
-    todo, keys = [], {}
-    for i, sc in enumerate(scenarios):
-        for r, s in enumerate(seeds):
-            if sc is None:
-                continue
-            k = _key(sc, s)
-            keys[(i, r)] = k
-            if k not in done:
-                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code)))
-
-    def record(j, result):
-        i, r, k, job = todo[j]
-        rec = {"key": k, "point": i, "params": points[i], "replication": r + 1, "seed": job.seed,
-               "metrics": clean(metrics_of(flatten(result["summary"]))) if "summary" in result else None,
-               "error": result.get("error")}
-        done[k] = rec
-        if log is not None:
-            with log.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
-        if on_result is not None:
-            on_result(j, result)
-
-    _, interrupted = _run([t[3] for t in todo], workers, cluster,
-                          Progress(len(todo), "capsim sweep", enabled=progress), record)
-    table = _tidy(points, names, seeds, keys, done, errors)
-    table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
-                       jobs_resumed=len(keys) - len(todo), base_seed=base)
-    if out is not None:
-        write_sweep(table, out)
-    return table
-
-
-def _tidy(points, names, seeds, keys, done, errors) -> pd.DataFrame:
-    rows = []
-    for i, point in enumerate(points):
-        recs = [done[keys[(i, r)]] for r in range(len(seeds)) if (i, r) in keys and keys[(i, r)] in done]
-        fails = [rec["error"] for rec in recs if rec.get("error")]
-        flat = [rec["metrics"] for rec in recs if rec.get("metrics") is not None]
-        err = errors.get(i) or (fails[0] if fails else None)
-        metrics = list(dict.fromkeys(k for f in flat for k in f))
-        if not metrics:
-            rows.append({**point, "point": i, "metric": None, **dict.fromkeys(STAT_COLUMNS), "error": err})
-        for m in metrics:
-            rows.append({**point, "point": i, "metric": m, **mean_ci([f.get(m) for f in flat]), "error": err})
-    df = pd.DataFrame(rows, columns=names + ["point", "metric"] + STAT_COLUMNS + ["error"])
-    for n in names:
-        df[n] = _column(list(df[n]))
-    df["n"] = df["n"].astype("Int64")
-    return df
-
-
-def write_sweep(table: pd.DataFrame, out) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "sweep.csv"]
-    table.to_csv(written[0], index=False)
+def run_all(jobs, workers, cluster, progress, on_result=None) -> tuple[list, bool]:
+    """``run_job`` over ``jobs`` (``sim.parallel.run_jobs``): (outputs in job order, interrupted?).
+    After Ctrl-C the outputs of unfinished jobs are None."""
     try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return written
-    table.to_parquet(out / "sweep.parquet", index=False)
-    written.append(out / "sweep.parquet")
-    return written
+        return run_jobs(run_job, jobs, workers=workers, cluster=cluster, progress=progress, on_result=on_result), False
+    except Interrupted as exc:
+        print(f"capsim: interrupted: kept the {len(exc.done)} of {len(jobs)} jobs that had finished", file=sys.stderr)
+        return [exc.done.get(i) for i in range(len(jobs))], True
+
+
+def __getattr__(name):
+    """``from sim.experiments import sweep``: the sweep API lives in ``sim/sweep.py``."""
+    if name == "sweep":
+        from sim.sweep import sweep
+        return sweep
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,8 @@ own seed, so the numbers do not depend on where or when it ran.
   ``distributed.Client``: Dask's ``Client.map(fn, jobs, pure=False)``. Dask does the
   scheduling; the workers need capsim installed.
 
-Ctrl-C cancels the pending jobs, stops the local workers and raises ``Interrupted``
-with the results finished so far. ``Progress`` prints a live line on a terminal and
+Ctrl-C drops the pending jobs (local workers are stopped at once; Dask futures are
+cancelled) and raises ``Interrupted`` with the results finished so far. ``Progress`` prints a live line on a terminal and
 rate-limited log lines otherwise (one per ``every`` seconds, plus the last).
 """
 from __future__ import annotations
@@ -108,6 +108,15 @@ def run_jobs(fn, jobs: list, *, workers: int | None = None, cluster=None, progre
 
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _block_sigint():
+    """Block SIGINT while workers start (they inherit the mask until they ignore it); returns the old mask."""
+    if hasattr(signal, "pthread_sigmask"):
+        return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    return None
 
 
 def _context():
@@ -127,20 +136,25 @@ def _local(fn, jobs, workers, finished) -> None:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
     futures = {}
     try:
-        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        mask = _block_sigint()
+        try:
+            futures = {pool.submit(fn, job): i for i, job in enumerate(jobs)}
+        finally:
+            if mask is not None:        # a Ctrl-C pressed meanwhile is delivered here
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         pending = set(futures)
         while pending:
             ready, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in sorted(ready, key=futures.get):
                 finished(futures[f], f.result())
     except BaseException:
-        for f in futures:
-            f.cancel()
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:          # running jobs are abandoned: stop now, not after them
+        # Stop now, not after the running jobs: end the workers, then the pool marks every
+        # pending future failed (cancelling them first trips CPython's manager thread,
+        # which then cannot set their exception: InvalidStateError).
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
             if p.is_alive():
                 p.terminate()
+        pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.experiments import Job, _run, replication_seeds, resolve
+from sim.experiments import Job, run_all, replication_seeds, resolve
 from sim.parallel import Progress
 from sim.stats_ci import clean, mean_ci
 
@@ -64,10 +64,11 @@ class Plan:
                  f"{100 * s['error_rate']:g}% on the upper 95% CI bound over {s['replications']} replications "
                  f"(the seed's success criteria are stricter: error rate < 0.01%, uptime > 99.9%)",
                  f"load: flat daily curve, constant 5m sessions, {s['measured']} measured after {s['warmup']} warm-up; "
-                 f"{s['request_rate']:g} requests/s per user; ~{1000 * s['cpu_per_request']:.2f} ms CPU per request",
+                 f"{s['request_rate']:g} requests/s per user; ~{1000 * s['cpu_per_request']:.2f} ms CPU per request"
+                 + (" (warm-up shorter than the sessions: concurrency still ramping up)" if s["warmup_s"] < 300 else ""),
                  ""]
         plans = s["plans"]
-        head = f"{'level':<20} {'users':>5} {'rps':>5}  {'seed guess':<14}" + "".join(f" {p:<14}" for p in plans) \
+        head = f"{'level':<20} {'users':>5} {'rps':>5}  {'seed guess':<16}" + "".join(f" {p:<14}" for p in plans) \
             + "  cheapest"
         lines += [head, "-" * len(head)]
         for a in self.answer:
@@ -76,7 +77,7 @@ class Plan:
             best_text = f"{best['count']} x {best['plan']}  ${best['monthly_cost_usd']:.0f}/month" if best \
                 else f"none within {s['max_instances']} instances"
             lines.append(f"{a['level']:<20} {a['users']:>5} {a['rps']:>5.0f}  "
-                         f"{a['seed_instances']} x std ${a['seed_cost']:<5.0f}{cells}  {best_text}")
+                         f"{a['seed_instances']:>2} x std ${a['seed_cost']:<6.0f}{cells}  {best_text}")
         return "\n".join(lines)
 
     @staticmethod
@@ -90,7 +91,12 @@ class Plan:
     def write(self, out) -> list[Path]:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(self.tried).to_csv(out / "plan_tried.csv", index=False)
+        order = {a["level"]: i for i, a in enumerate(self.answer)}
+        tried = sorted(self.tried, key=lambda t: (order.get(t["level"], 0), self.settings["plans"].index(t["plan"]),
+                                                  t["count"]))
+        cols = ["level", "users", "plan", "count", "monthly_cost_usd", "passed", "latency_mean_ms",
+                "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "n", "note"]
+        pd.DataFrame(tried, columns=cols).to_csv(out / "plan_tried.csv", index=False)
         rows = []
         for a in self.answer:
             row = {k: a[k] for k in ("level", "users", "rps", "seed_rps", "seed_instances", "seed_cost")}
@@ -108,7 +114,7 @@ class Plan:
 
 def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=LEVELS, plans=None,
                   max_instances: int = 10, replications: int = 3, seed: int | None = None,
-                  measured: float = 1800.0, warmup: float = 300.0, latency_mean_ms: float = 200.0,
+                  measured: float = 600.0, warmup: float = 300.0, latency_mean_ms: float = 200.0,
                   error_rate: float = 0.01, workers: int | None = None, cluster=None,
                   progress: bool = True) -> Plan:
     """Search the cheapest passing configuration per level (see the module docstring)."""
@@ -126,7 +132,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
     seeds = replication_seeds(base_seed, replications)
     result = Plan(settings={"latency_mean_ms": latency_mean_ms, "error_rate": error_rate,
                             "replications": replications, "base_seed": base_seed, "seeds": seeds,
-                            "measured": human_duration(measured), "warmup": human_duration(warmup),
+                            "measured": human_duration(measured), "warmup": human_duration(warmup), "warmup_s": warmup,
                             "request_rate": rate, "cpu_per_request": cpu, "plans": plans,
                             "max_instances": max_instances})
     # one search per (level, plan): the next count to try, or done
@@ -144,13 +150,13 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
             searches.append({"level": name, "users": users, "plan": p, "count": first, "open": first <= max_instances,
                              "found": None})
     while any(s["open"] for s in searches):
-        batch = [s for s in searches if s["open"]]
+        batch = sorted((s for s in searches if s["open"]), key=lambda s: -s["users"])   # longest jobs first
         jobs = []
         for s in batch:
             sc = resolve(scenario, fixed + [f"workload.sessions.peak_users={s['users']}",
                                             f"instances.count={s['count']}", f"instances.plan={s['plan']}"])
             jobs += [Job(sc, sd) for sd in seeds]
-        outputs, stopped = _run(jobs, workers, cluster, Progress(len(jobs), f"capsim plan ({len(batch)} configurations)",
+        outputs, stopped = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim plan ({len(batch)} configurations)",
                                                                  enabled=progress))
         for k, s in enumerate(batch):
             outs = outputs[k * replications:(k + 1) * replications]

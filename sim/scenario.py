@@ -20,6 +20,7 @@ from models.pricing import Pricing
 from models.units import Duration, PositiveDuration
 from models.workload import WorkloadConfig
 from sim.metrics import MetricsConfig
+from sim.slo import SLOConfig
 
 __all__ = ["Scenario"]
 
@@ -47,6 +48,7 @@ class Scenario(BaseModel):
     pricing: Pricing = Field(default_factory=Pricing)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
+    slo: SLOConfig = Field(default_factory=SLOConfig, description="objectives, monitoring thresholds and alert rules (sim/slo.py)")
 
     @model_validator(mode="after")
     def _consistent(self):

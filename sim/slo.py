@@ -47,16 +47,16 @@ class Objectives(BaseModel):
 class Threshold(BaseModel):
     """A monitoring threshold: minutes in which ``metric`` is above ``above``."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    name: str
-    metric: Metric
+    name: str = Field(description="its key in the slo block of summary.json")
+    metric: Metric = Field(description="per-interval value: a latency column (ms), error_rate (non-ok share), cpu_util or memory_util")
     above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
 
 
 class AlertRule(BaseModel):
     """An alert: fires when ``metric`` has stayed above ``above`` for ``for``."""
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    name: str
-    metric: Metric
+    name: str = Field(description="its key in the slo block of summary.json")
+    metric: Metric = Field(description="per-interval value: a latency column (ms), error_rate (non-ok share), cpu_util or memory_util")
     above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
     for_: PositiveDuration = Field(alias="for", description="how long the condition must hold before the alert fires")
 

@@ -1,0 +1,181 @@
+"""Parameter sweeps: a grid of scenario overrides, each point run with replications.
+
+``sweep(scenario, {"instances.count": [1, 2], "autoscaler": [None, {...}]}, replications=3)``
+returns a tidy pandas DataFrame, one row per point and metric. Values are applied as
+``--set path=value`` overrides (a whole mapping replaces a whole section), validated in
+this process (a point that fails validation gets its error in its row), then run as
+independent jobs (``sim.parallel``) with the replication seeds of the base seed: the
+same seeds at every point, so points are compared with common random numbers.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from sim.experiments import Job, base_seed_of, run_all, replication_seeds, resolve
+from sim.parallel import Progress
+from sim.slo import SLOConfig
+from sim.stats_ci import clean, flatten, mean_ci, metrics_of
+
+__all__ = ["sweep", "split_values", "parse_value", "write_sweep", "policy_hint", "STAT_COLUMNS"]
+
+STAT_COLUMNS = ["mean", "ci_low", "ci_high", "half_width", "n"]
+
+
+def split_values(text: str) -> list[str]:
+    """``100,250`` -> ['100', '250']; commas inside {...}, [...] or quotes do not split."""
+    parts, depth, quote, cur = [], 0, None, ""
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+            continue
+        cur += ch
+    parts.append(cur.strip())
+    return parts
+
+
+def parse_value(text: str):
+    """A YAML 1.2 value: '100' -> 100, 'hpa' -> 'hpa', '{policy: hpa}' -> {'policy': 'hpa'}."""
+    from ruamel.yaml import YAML
+    from sim.loader import _plain
+    return _plain(YAML(typ="safe", pure=True).load(text))
+
+
+def policy_hint(overrides: list[str], problems) -> str | None:
+    """Switching ``autoscaler.policy`` alone keeps the old policy's fields: say how to replace the section."""
+    if any(o.replace(" ", "").startswith("autoscaler.policy=") for o in overrides) and \
+            any("unknown key" in str(p) for p in problems):
+        return ("hint: a new autoscaler.policy keeps the other policy's fields; replace the whole section, "
+                "e.g. 'autoscaler={policy: hpa, min_instances: 1, max_instances: 10}'")
+    return None
+
+
+def _column(values: list):
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return values
+    return [v if isinstance(v, str) else json.dumps(v) for v in values]
+
+
+def _key(scenario, seed: int, slo: SLOConfig | None) -> str:
+    """What a run's result depends on: the point's validated scenario, the SLO override and the seed."""
+    text = f"{scenario.model_dump_json()}|{slo.model_dump_json() if slo else ''}|{seed}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
+          overrides: list[str] | None = None, out=None, resume: bool = False, slo: SLOConfig | None = None,
+          workers: int | None = None, cluster=None, progress: bool = True, allow_code: bool = False,
+          on_result=None) -> pd.DataFrame:
+    """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
+
+    One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
+    ``ci_low``, ``ci_high``, ``half_width``, ``n``, ``error`` (a point whose overrides do
+    not validate, or whose runs fail, gets one row with its error). With ``out``, finished
+    (point, replication) results are appended to ``out/sweep_points.jsonl`` as they come;
+    ``resume=True`` skips those already there. ``sweep.csv`` (and ``sweep.parquet`` with
+    pyarrow) are written at the end, or with what finished when interrupted
+    (``table.attrs["interrupted"]``).
+    """
+    from sim.problems import ScenarioError
+    names = list(params)
+    points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
+    scenarios, errors = [], {}
+    for i, point in enumerate(points):
+        ov = list(overrides or []) + [f"{k}={json.dumps(v)}" for k, v in point.items()]
+        try:
+            scenarios.append(resolve(scenario, ov))
+        except ScenarioError as exc:
+            scenarios.append(None)
+            hint = policy_hint(ov, exc.problems)
+            errors[i] = "; ".join([str(p) for p in exc.problems] + ([hint] if hint else []))
+    ok = next((s for s in scenarios if s is not None), None)
+    base = base_seed_of(ok, seed) if ok is not None else int(seed or 0)
+    seeds = replication_seeds(base, replications)
+    log = Path(out) / "sweep_points.jsonl" if out is not None else None
+    done: dict[str, dict] = {}
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        if resume and log.exists():
+            for line in log.read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    if rec.get("metrics") is not None:     # failed runs are tried again
+                        done[rec["key"]] = rec
+        elif log.exists():
+            log.unlink()
+    todo, keys = [], {}
+    for i, sc in enumerate(scenarios):
+        for r, s in enumerate(seeds):
+            if sc is None:
+                continue
+            k = _key(sc, s, slo)
+            keys[(i, r)] = k
+            if k not in done:
+                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code)))
+
+    def record(j, result):
+        i, r, k, job = todo[j]
+        rec = {"key": k, "point": i, "params": points[i], "replication": r + 1, "seed": job.seed,
+               "metrics": clean(metrics_of(flatten(result["summary"]))) if "summary" in result else None,
+               "error": result.get("error")}
+        done[k] = rec
+        if log is not None:
+            with log.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if on_result is not None:
+            on_result(j, result)
+
+    _, interrupted = run_all([t[3] for t in todo], workers, cluster,
+                             Progress(len(todo), "capsim sweep", enabled=progress), record)
+    table = _tidy(points, names, seeds, keys, done, errors)
+    table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
+                       jobs_resumed=len(keys) - len(todo), base_seed=base)
+    if out is not None:
+        write_sweep(table, out)
+    return table
+
+
+def _tidy(points, names, seeds, keys, done, errors) -> pd.DataFrame:
+    rows = []
+    for i, point in enumerate(points):
+        recs = [done[keys[(i, r)]] for r in range(len(seeds)) if (i, r) in keys and keys[(i, r)] in done]
+        fails = [rec["error"] for rec in recs if rec.get("error")]
+        flat = [rec["metrics"] for rec in recs if rec.get("metrics") is not None]
+        err = errors.get(i) or (fails[0] if fails else None)
+        metrics = list(dict.fromkeys(k for f in flat for k in f))
+        if not metrics:
+            rows.append({**point, "point": i, "metric": None, **dict.fromkeys(STAT_COLUMNS), "error": err})
+        for m in metrics:
+            rows.append({**point, "point": i, "metric": m, **mean_ci([f.get(m) for f in flat]), "error": err})
+    df = pd.DataFrame(rows, columns=names + ["point", "metric"] + STAT_COLUMNS + ["error"])
+    for n in names:
+        df[n] = _column(list(df[n]))
+    df["n"] = df["n"].astype("Int64")
+    return df
+
+
+def write_sweep(table: pd.DataFrame, out) -> list[Path]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "sweep.csv"]
+    table.to_csv(written[0], index=False)
+    try:
+        import pyarrow  # noqa: F401  (only to know whether to-parquet can work)
+    except ImportError:
+        return written
+    table.to_parquet(out / "sweep.parquet", index=False)
+    written.append(out / "sweep.parquet")
+    return written

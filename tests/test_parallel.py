@@ -1,0 +1,127 @@
+"""Parallel and distributed runs give the serial numbers; progress; Ctrl-C keeps finished work."""
+import io
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.experiments import replicate, sweep
+from sim.loader import load
+from sim.parallel import Interrupted, Progress, cluster_address, run_jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = str(ROOT / "scenarios" / "launch.yaml")
+TINY = ["horizon=10m", "warmup=2m", "workload.sessions.daily_curve=flat", "workload.sessions.peak_users=60",
+        "workload.sessions.session_length=2m"]
+
+
+def numbers(reps):
+    """Every flattened metric of every replication (wall time is the machine's, not the model's)."""
+    return [f for f in reps.flat()]
+
+
+def square(x):
+    return x * x
+
+
+def test_run_jobs_keeps_job_order_in_process_and_in_workers():
+    jobs = list(range(7))
+    assert run_jobs(square, jobs, workers=1) == [x * x for x in jobs]
+    assert run_jobs(square, jobs, workers=2) == [x * x for x in jobs]
+    assert run_jobs(square, [], workers=2) == []
+
+
+def test_parallel_replications_and_sweeps_equal_serial():
+    sc = load(LAUNCH, TINY)
+    serial = replicate(sc, 4, seed=9, workers=1, progress=False)
+    parallel = replicate(sc, 4, seed=9, workers=2, progress=False)
+    assert numbers(serial) == numbers(parallel)
+    params = {"instances.count": [1, 2]}
+    a = sweep(sc, params, 2, seed=9, workers=1, progress=False)
+    b = sweep(sc, params, 2, seed=9, workers=2, progress=False)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_interrupt_cancels_pending_jobs_and_keeps_finished_ones():
+    calls = []
+
+    def stop(i, result):
+        calls.append(i)
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as info:
+        run_jobs(time.sleep, [0.01] + [0.5] * 6, workers=2, on_result=stop)
+    assert list(info.value.done) == calls and len(calls) == 1
+    time.sleep(0.2)
+    assert not multiprocessing.active_children()          # the workers were stopped, not left running
+
+
+class Tty(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_rewrites_a_line_on_a_terminal_and_logs_rate_limited_lines_otherwise():
+    log = io.StringIO()
+    p = Progress(50, "capsim sweep", stream=log, every=3600)
+    for _ in range(50):
+        p.update()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2                                  # the first and the last, not 50
+    assert lines[-1].startswith("capsim sweep: 50/50 jobs (100%)")
+    tty = Tty()
+    p = Progress(3, "x", stream=tty)
+    for _ in range(3):
+        p.update()
+    assert tty.getvalue().count("\r") == 3 and tty.getvalue().endswith("\n")
+    quiet = io.StringIO()
+    Progress(3, "x", stream=quiet, enabled=False).update()
+    assert quiet.getvalue() == ""
+
+
+def test_cluster_address_from_the_environment(monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    assert cluster_address() is None
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://10.0.0.1:8786")
+    assert cluster_address() == "tcp://10.0.0.1:8786"
+    assert cluster_address("tcp://127.0.0.1:1") == "tcp://127.0.0.1:1"
+
+
+def test_dask_cluster_gives_the_serial_numbers():
+    distributed = pytest.importorskip("distributed")
+    sc = load(LAUNCH, TINY)
+    serial = replicate(sc, 4, seed=9, workers=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        on_dask = replicate(sc, 4, seed=9, cluster=cluster.scheduler_address, progress=False)
+    assert numbers(on_dask) == numbers(serial)
+
+
+def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(tmp_path):
+    out = tmp_path / "sweep"
+    sets = sum((["--set", o] for o in ["horizon=15m", "warmup=2m", "workload.sessions.daily_curve=flat",
+                                       "workload.sessions.peak_users=100"]), [])
+    cmd = [sys.executable, "-m", "sim.cli", "sweep", LAUNCH, *sets, "--param", "instances.count=1,2,3,4",
+           "-r", "3", "--workers", "2", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = out / "sweep_points.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)                      # as a terminal's Ctrl-C: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "rerun with --resume" in err and "Traceback" not in err
+    finished = log.read_text().count("\n")
+    assert 1 <= finished < 12
+    assert (out / "sweep.csv").exists()
+    done = subprocess.run(cmd + ["--resume", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"resumed: {finished} runs taken from" in done.stdout
+    assert log.read_text().count("\n") == 12
