@@ -198,7 +198,7 @@ def _run(args) -> int:
     else:
         print(format_summary(result.summary, result.rows))
         print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
-        print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'scaling_events.csv'}")
+        print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, {out / 'scaling_events.csv'}")
     return 0
 
 
