@@ -29,7 +29,6 @@ class Fleet:
         self._provisioning = draws(config.provisioning, rng)
         self.instances: list[Instance] = []
         self.running: list[Instance] = []
-        self.on_change_hooks: list = []
         self.on_lost: list = []      # hooks(inst) when an instance leaves the load balancer
         self.socket_mb = 0.0         # memory per socket (set by the model when sockets exist)
         self.instance_rows: list[dict] = []   # per instance and interval, for heatmaps
@@ -120,8 +119,6 @@ class Fleet:
         n = len(self.managed)
         for inst in self.running:
             inst.pool.resize(n)
-        for hook in self.on_change_hooks:
-            hook()
 
     # -- statistics -----------------------------------------------------------------
     def memory_util(self, inst: Instance) -> float:

@@ -88,27 +88,24 @@ class Middleware:
             self.shared_cache.available = not down
 
     # -- statistics ------------------------------------------------------------------
-    def _delta(self, name: str, value: float) -> float:
-        last = self._marks.get(name, 0.0)
-        self._marks[name] = value
-        return value - last
-
     def sample(self, t0: float, t1: float) -> dict:
+        """Time-series columns for [t0, t1]: differences of ``counters()`` since the last call."""
+        now = self.counters()
+        d = {k: v - self._marks.get(k, 0) for k, v in now.items()}
+        self._marks = now
         row: dict = {}
         if self.cache_cfg is not None:
-            hits = misses = 0.0
-            for c, name in enumerate(self.classes):
-                h = self._delta(f"hit.{name}", sum(s.hits[c] for s in self.caches))
-                m = self._delta(f"miss.{name}", sum(s.misses[c] for s in self.caches))
+            for name in self.classes:
+                h, m = d[f"hit.{name}"], d[f"miss.{name}"]
                 row[f"cache_hit_rate_{name}"] = h / (h + m) if h + m else float("nan")
-                hits, misses = hits + h, misses + m
+            hits = sum(d[f"hit.{n}"] for n in self.classes)
+            misses = sum(d[f"miss.{n}"] for n in self.classes)
             row["cache_hit_rate"] = hits / (hits + misses) if hits + misses else float("nan")
         if self.rate_cfg is not None:
             for tier in self.rate_cfg.limits:
-                row[f"rate_limited_{tier}"] = self._delta(f"rl.{tier}", sum(l.rejected.get(tier, 0) for l in self.limiters))
+                row[f"rate_limited_{tier}"] = d[f"rl.{tier}"]
         if self.breaker_cfg is not None:
-            row["circuit_opens"] = self._delta("opens", sum(b.counts.get(("closed", "open"), 0)
-                                                            + b.counts.get(("half-open", "open"), 0) for b in self.breakers))
+            row["circuit_opens"] = d["opens"]
         return row
 
     def counters(self) -> dict:

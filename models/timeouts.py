@@ -21,7 +21,6 @@ class TimeoutSweeper:
         self._timed_out = timed_out           # timed_out(req, timeout): record the outcome
         self.pending: deque = deque()         # requests in arrival order (some already done)
         self.track = self.pending.append
-        self.count = 0
 
     def process(self, env):
         pending, timeout = self.pending, self.timeout
@@ -31,5 +30,4 @@ class TimeoutSweeper:
             while pending and (pending[0].done or pending[0].t0 <= limit):
                 req = pending.popleft()
                 if not req.done:
-                    self.count += 1
                     self._timed_out(req, timeout)
