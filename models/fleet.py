@@ -147,7 +147,8 @@ class Fleet:
             self.instance_rows.append({
                 "t_end": t1, "instance": inst.iid, "ready": inst in self.lb.ready,
                 "cpu_util": b / cap if cap else float("nan"), "memory_util": self.memory_util(inst),
-                "sockets": inst.sockets, "in_flight": inst.in_flight})
+                "sockets": inst.sockets, "in_flight": inst.in_flight,
+                "pool_in_use": inst.pool.in_use, "pool_waiters": inst.pool.waiting})
         pools = [inst.pool for inst in self.running]
         mem = [self.memory_util(i) for i in self.running]
         sockets = [i.sockets for i in self.lb.ready]

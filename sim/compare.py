@@ -113,7 +113,9 @@ class Comparison:
                "metrics": self.metrics()}
         (out / "comparison.json").write_text(json.dumps(clean(doc), indent=2) + "\n")
         self.table().to_csv(out / "comparison.csv", index=False)
-        return [out / "comparison.json", out / "comparison.csv"]
+        self.a.write(out / "a")
+        self.b.write(out / "b")
+        return [out / "comparison.json", out / "comparison.csv", out / "a", out / "b"]
 
     def format(self) -> str:
         """The headline metrics as a text table."""
@@ -140,13 +142,19 @@ class Comparison:
 
 def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool = True,
             slo: SLOConfig | None = None, workers: int | None = None, cluster=None, progress: bool = True,
-            allow_code: bool = False, label_a: str | None = None, label_b: str | None = None) -> Comparison:
-    """Run A and B ``replications`` times each (one pool of 2R jobs) and compare them."""
+            allow_code: bool = False, label_a: str | None = None, label_b: str | None = None,
+            policy_a=None, policy_b=None) -> Comparison:
+    """Run A and B ``replications`` times each (one pool of 2R jobs) and compare them.
+
+    ``policy_a`` / ``policy_b``: a custom autoscaling policy object (as ``sim.run(policy=...)``)
+    used on that side instead of its scenario's. Worker processes must be able to import
+    its class: for a class defined in a notebook or script, pass ``workers=1``.
+    """
     base = int(seed if seed is not None else a.seed)
     seeds_a = replication_seeds(base, replications)
     seeds_b = seeds_a if crn else independent_seeds(base, replications)
-    jobs = [Job(a, s, slo, allow_code=allow_code) for s in seeds_a] + [Job(b, s, slo, allow_code=allow_code)
-                                                                       for s in seeds_b]
+    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol)   # replication 1 keeps its curves
+            for sc, seeds, pol in ((a, seeds_a, policy_a), (b, seeds_b, policy_b)) for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), "capsim compare", enabled=progress))
     ra = Replications(a, base, seeds_a, outputs[:replications], interrupted, "A")
     rb = Replications(b, base, seeds_b, outputs[replications:], interrupted, "B")

@@ -67,7 +67,7 @@ def run_job(job: Job) -> dict:
     summary["slo"] = evaluate(result.rows, slo_of(job.scenario, job.slo))
     out = {"summary": summary}
     if job.keep_rows:
-        out["rows"], out["events"] = result.rows, result.events
+        out["rows"], out["events"], out["instance_rows"] = result.rows, result.events, result.instance_rows
     return out
 
 
@@ -126,14 +126,15 @@ class Replications:
 
     def write(self, out) -> Path:
         """``replications.csv`` and ``summary.json`` (replication 1's summary + the replications block);
-        replication 1's ``timeseries.csv`` and ``scaling_events.csv`` when it was kept."""
+        replication 1's ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "replications.csv", index=False)
         first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
         if first and "rows" in first:
             from sim.results import Result
-            Result(first["summary"], first["rows"], first["events"]).write(out)   # then summary.json, below
+            Result(first["summary"], first["rows"], first["events"],
+                   first.get("instance_rows", []), self.scenario).write(out)   # then summary.json, below
         summary = dict(first["summary"]) if first else {"scenario": self.scenario.name}
         summary["replications"] = self.block()
         summary["replication_info"] = self.info()

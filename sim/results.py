@@ -27,6 +27,7 @@ class Result:
     rows: list[dict] = field(repr=False)
     events: list[dict] = field(default_factory=list, repr=False)   # scaling events
     instance_rows: list[dict] = field(default_factory=list, repr=False)   # per instance and interval
+    scenario: object = field(default=None, repr=False)   # the validated Scenario that ran (written as scenario.json)
 
     @property
     def timeseries(self) -> pd.DataFrame:
@@ -38,7 +39,7 @@ class Result:
 
     @property
     def instances(self) -> pd.DataFrame:
-        """One row per instance and interval: cpu_util, memory_util, sockets, in_flight, ready."""
+        """One row per instance and interval: ready, cpu_util, memory_util, sockets, in_flight, pool_in_use, pool_waiters."""
         return pd.DataFrame(self.instance_rows)
 
     def write(self, out: str | Path) -> Path:
@@ -48,6 +49,8 @@ class Result:
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
         self.scaling_events.to_csv(out / "scaling_events.csv", index=False)
         self.instances.to_csv(out / "instances.csv", index=False)
+        if self.scenario is not None:
+            (out / "scenario.json").write_text(self.scenario.model_dump_json(indent=2, by_alias=True) + "\n")
         return out
 
 

@@ -151,8 +151,21 @@ def test_compare_cli_with_set_b_writes_json_and_csv(capsys, tmp_path):
     # two files, --no-crn
     path_b = tmp_path / "b.yaml"
     path_b.write_text(Path(LAUNCH).read_text().replace("count: 1 ", "count: 2 "))
-    assert main(["compare", LAUNCH, str(path_b), *sets, "-r", "2", "--no-crn", "--quiet", "--workers", "1"]) == 0
+    out = tmp_path / "nocrn"
+    assert main(["compare", LAUNCH, str(path_b), *sets, "-r", "2", "--no-crn", "--quiet", "--workers", "1",
+                 "--out", str(out)]) == 0
     assert "independent seeds for B" in capsys.readouterr().out
+    assert json.loads((out / "comparison.json").read_text())["common_random_numbers"] is False
+
+
+def test_compare_without_out_writes_to_the_default_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = ["--set", "horizon=20m", "--set", "warmup=2m"]
+    assert main(["compare", str(Path(LAUNCH).resolve()), *sets, "--set-b", "instances.count=2", "-r", "2",
+                 "--quiet", "--workers", "1"]) == 0
+    folder = tmp_path / "capsim-out" / "launch-compare"
+    assert {"comparison.json", "comparison.csv", "report.html", "a", "b"} <= {p.name for p in folder.iterdir()}
+    assert "report     capsim-out/launch-compare/report.html" in capsys.readouterr().out
 
 
 # -- sweeps --------------------------------------------------------------------------------------

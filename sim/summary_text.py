@@ -1,0 +1,51 @@
+"""The run summary in words: a dozen (label, text) lines for the terminal and the report."""
+from __future__ import annotations
+
+from models.request import OUTCOMES
+from sim.docs import human_duration
+
+__all__ = ["format_summary", "summary_lines"]
+
+
+def format_summary(s: dict, rows: list[dict]) -> str:
+    """A dozen lines for a terminal from ``Result.summary`` (and the rows, for the run's speed)."""
+    return "\n".join(f"{k:<10} {v}" for k, v in summary_lines(s, sum(r.get("arrivals", 0) for r in rows)))
+
+
+def summary_lines(s: dict, simulated: int | None = None) -> list[tuple[str, str]]:
+    """(label, text) pairs from ``Result.summary``; ``simulated``: requests simulated, for the speed."""
+    req, lat, pool, inst = s["requests"], s["latency_ms"], s["pool"], s["instances"]
+    outcomes = ", ".join(f"{k} {req[k]:,}" for k in OUTCOMES)
+    for key, label in (("in_flight_start", "in flight at warm-up end"), ("in_flight_end", "in flight at the horizon")):
+        if req.get(key):
+            outcomes += f"; {label} {req[key]:,}"
+    speed = ("instant" if not s["wall_seconds"] else "" if simulated is None
+             else f"{simulated / s['wall_seconds']:,.0f} simulated requests per second")
+    lines = [
+        ("scenario", f"{s['scenario']} (seed {s['seed']})"),
+        ("simulated", f"{human_duration(s['simulated_seconds'])}, " + (
+            f"measured after {human_duration(s['warmup_seconds'])} of warm-up" if s.get("warmup_seconds")
+            else "no warm-up")),
+        ("requests", f"{req['total']:,} ({outcomes})"),
+        ("error rate", _pct(s["error_rate"])),
+        ("latency", "  ".join(f"{k} {_ms(lat[k])}" for k in ("mean", "p50", "p95", "p99"))),
+        ("pool", f"wait p95 {_ms(pool['wait_p95_ms'])}, {pool['timeouts']:,} timeouts"),
+        ("instances", f"mean {_num(inst['mean'], 2)}, max {inst['max']}, {_num(s['instance_hours'], 2)} instance-hours"),
+        ("scaling", f"{s['scaling_events']} scaling events, {s['crashes']} crashes"),
+        ("cost", f"${_num(s['cost_usd'], 4)} (projected ${_num(s['monthly_cost_usd'], 2)}/month: "
+                 f"{s['monthly_cost_method']})"),
+        ("wall time", f"{s['wall_seconds']:.2f} s" + (f" ({speed})" if speed else "")),
+    ]
+    return lines
+
+
+def _ms(x) -> str:
+    return "n/a" if x is None else f"{x:.1f} ms"
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.3f}%"
+
+
+def _num(x, nd: int) -> str:
+    return "n/a" if x is None else f"{x:,.{nd}f}"
