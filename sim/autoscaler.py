@@ -71,8 +71,9 @@ class Controller:
             decision = Decision(obs.current, "policy: no change")
         target = min(max(decision.desired, lo), hi)
         if target != obs.current:
-            reason = decision.reason if target == decision.desired else \
-                f"{decision.reason}; bounds {lo}..{hi}" + (" (pre-scaling)" if raised else "")
+            reason = decision.reason if target == decision.desired else (
+                f"{'raised to the minimum' if target == lo else 'held at the maximum'} of bounds {lo}..{hi}"
+                + (" (pre-scaling)" if raised else "") + f"; the policy alone: {decision.desired} ({decision.reason})")
             self.scale(target, reason, decision.metrics)
 
     def observe(self, now: float, lo: int, hi: int) -> Observation:

@@ -18,6 +18,7 @@ Python API::
 """
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from dataclasses import dataclass
@@ -60,7 +61,10 @@ def run_job(job: Job) -> dict:
     """Run one job (in a worker): ``{"summary": ..., ["rows", "events"]}`` or ``{"error": text}``."""
     import sim
     try:
-        result = sim.run(job.scenario, job.seed, policy=job.policy, allow_code=job.allow_code)
+        # a fresh copy of a custom policy per run, as a worker process gets: state (cooldowns,
+        # history) never carries from one replication to the next, whatever the worker count
+        policy = copy.deepcopy(job.policy)
+        result = sim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code)
     except Exception as exc:            # recorded for its point; the others go on
         return {"error": f"{type(exc).__name__}: {exc}", "seed": job.seed}
     summary = dict(result.summary)
@@ -114,6 +118,16 @@ class Replications:
         flat = [f for f in self.flat() if f is not None]
         names = list(dict.fromkeys(k for f in flat for k in f))
         return {k: mean_ci([f.get(k) for f in flat]) for k in names}
+
+    def result(self):
+        """Replication 1 as a ``sim.Result`` (curves included), when its rows were kept
+        (``replicate(..., keep_first=True)``; ``compare`` keeps them for both sides)."""
+        from sim.results import Result
+        first = self.outputs[0] if self.outputs else None
+        if not first or "rows" not in first:
+            raise ValueError("replication 1's curves were not kept: use replicate(..., keep_first=True)")
+        return Result(first["summary"], first["rows"], first["events"], first.get("instance_rows", []),
+                      self.scenario)
 
     def block(self) -> dict:
         return clean(self.stats)

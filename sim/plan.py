@@ -114,11 +114,15 @@ class Plan:
 
 def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=LEVELS, plans=None,
                   max_instances: int = 10, replications: int = 3, seed: int | None = None,
-                  measured: float = 600.0, warmup: float = 300.0, latency_mean_ms: float = 200.0,
+                  measured: float | str = 600.0, warmup: float | str = 300.0, latency_mean_ms: float = 200.0,
                   error_rate: float = 0.01, workers: int | None = None, cluster=None,
                   progress: bool = True) -> Plan:
-    """Search the cheapest passing configuration per level (see the module docstring)."""
+    """Search the cheapest passing configuration per level (see the module docstring).
+
+    ``measured`` and ``warmup``: seconds or durations such as ``"10m"``."""
+    from models.units import parse_duration
     from sim.docs import human_duration
+    measured, warmup = (parse_duration(v) if isinstance(v, str) else float(v) for v in (measured, warmup))
     fixed = [  # the plan's load; the user's --set come after, so they can change any of it
         "autoscaler=null", "schedule=null", "predictive=null", "workload.open_loop=[]",
         "workload.sessions.daily_curve=flat", "workload.sessions.weekend_multiplier=1",

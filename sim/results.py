@@ -42,6 +42,11 @@ class Result:
         """One row per instance and interval: ready, cpu_util, memory_util, sockets, in_flight, pool_in_use, pool_waiters."""
         return pd.DataFrame(self.instance_rows)
 
+    def format(self) -> str:
+        """The summary in a dozen lines, as ``capsim run`` prints it."""
+        from sim.summary_text import format_summary
+        return format_summary(self.summary, self.rows)
+
     def write(self, out: str | Path) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

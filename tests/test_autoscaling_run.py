@@ -232,7 +232,7 @@ def test_weekend_prescale_raises_the_minimum():
     first = events[0]
     # the reference is the count at the first evaluation in the window (3): min -> ceil(1.5 x 3) = 5
     assert (first.time, first.from_count, first.to_count) == (60.0, 3, 5)
-    assert "bounds 5..10" in first.reason
+    assert first.reason.endswith(", but raised to the minimum of bounds 5..10: 3 -> 5")
     # held all weekend (no ratchet on its own floor, idle load does not scale it in) ...
     assert [e for e in events if 60 < e.time < 2 * D] == []
     rows = {r["t_end"]: r for r in model.metrics.rows}
@@ -457,3 +457,39 @@ def test_seed_phase_runs_and_conserves_requests(name):
     assert s["requests"]["completed"] == sum(s["requests"][k] for k in s["requests"]
                                              if k not in ("total", "completed", "in_flight_start", "in_flight_end"))
     assert s["cost_usd"] > 0 and math.isfinite(s["monthly_cost_usd"])
+
+
+class OncePolicy(MyPolicy):
+    """Stateful: scales to ``target`` on its first decision after ``at``, never again."""
+
+    def __init__(self, target: int = 3, at: float = 120.0):
+        super().__init__(target, at)
+        self.fired = False
+
+    def decide(self, obs):
+        if self.fired or obs.now < self.at:
+            return None
+        self.fired = True
+        return Decision(self.target, "once", {})
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_replication_gets_a_fresh_copy_of_a_custom_policy(workers):
+    """State never carries from one replication to the next, in process or in workers."""
+    sc = scenario([(0, 1)], 600, cpu="1ms", autoscaler={"policy": "threshold", **CUSTOM_BOUNDS})
+    policy = OncePolicy(target=4)
+    reps = sim.replicate(sc, replications=3, workers=workers, progress=False, policy=policy)
+    assert policy.fired is False                                   # the caller's object is not used up
+    for seed, s in zip(reps.seeds, reps.summaries):
+        alone = sim.run(sc, seed=seed, policy=OncePolicy(target=4)).summary
+        assert s["instance_hours"] == alone["instance_hours"] and s["scaling_events"] == 1
+
+
+def test_replication_result_and_result_format():
+    sc = scenario([(0, 1)], 600, cpu="1ms")
+    reps = sim.replicate(sc, replications=2, workers=1, progress=False, keep_first=True)
+    first = reps.result()
+    assert first.summary == reps.summaries[0] and len(first.timeseries) == len(first.rows) > 0
+    assert first.format().splitlines()[0].startswith("scenario")
+    with pytest.raises(ValueError, match="keep_first=True"):
+        sim.replicate(sc, replications=1, workers=1, progress=False).result()

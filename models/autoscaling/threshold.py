@@ -94,8 +94,9 @@ class ThresholdPolicy:
         desired = clamp(obs.current + step, obs)
         if desired == obs.current:
             return None
-        if desired != obs.current + step:
-            why = "; ".join(filter(None, [why, f"bounds {obs.min_instances}..{obs.max_instances}"]))
+        if desired != obs.current + step:   # the bounds (scheduled, pre-scaling) overrule the rule
+            side = "raised to the minimum" if desired == obs.min_instances else "held at the maximum"
+            why = f"{why or 'no rule fired'}, but {side} of bounds {obs.min_instances}..{obs.max_instances}"
         self.cooldown.acted(obs, desired)
         return Decision(desired, f"{why}: {obs.current} -> {desired}", dict(values))
 

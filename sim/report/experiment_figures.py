@@ -72,7 +72,7 @@ def overlay(a, b, columns=tuple(OVERLAY), labels=("A", "B")) -> go.Figure:
                                      line_shape="hv" if c.startswith("instances") else "linear"), row=row, col=1)
     fig.update_xaxes(title_text="simulated time (h)", row=len(columns), col=1)
     fig.update_layout(**{**LAYOUT, "height": 220 * len(columns) + 100},
-                      title=f"A ({labels[0]}) and B ({labels[1]}), replication 1")
+                      title=f"{labels[0]} and {labels[1]}, replication 1")
     return fig
 
 

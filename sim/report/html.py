@@ -39,9 +39,9 @@ class Page:
         self.parts.append(("text", heading, body))
         return self
 
-    def table(self, heading: str, rows, note: str = "") -> "Page":
-        """``rows``: a DataFrame, or (label, value) pairs."""
-        self.parts.append(("table", heading, (rows, note)))
+    def table(self, heading: str, rows, note: str = "", collapsed: bool = False) -> "Page":
+        """``rows``: a DataFrame, or (label, value) pairs; ``collapsed``: folded until clicked."""
+        self.parts.append(("table", heading, (rows, note, collapsed)))
         return self
 
     def figure(self, name: str, fig, note: str = "") -> "Page":
@@ -61,9 +61,11 @@ class Page:
                 first = False
                 body.append(f'<section id="{anchor}">{div}{_note(note)}</section>')
             elif kind == "table":
-                rows, note = payload
-                body.append(f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>{_table(rows)}{_note(note)}'
-                            "</section>")
+                rows, note, collapsed = payload
+                inner = f"{_table(rows)}{_note(note)}"
+                if collapsed:
+                    inner = f"<details><summary>show {len(rows)} rows</summary>{inner}</details>"
+                body.append(f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>{inner}</section>')
             else:
                 body.append(f'<section id="{anchor}"><h2>{html.escape(heading)}</h2>'
                             f'<p>{html.escape(payload)}</p></section>')

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sim.compare import HEADLINE
 from sim.report import experiment_figures as xf
 from sim.report.data import RunFiles
 from sim.report.html import Page
@@ -92,7 +93,6 @@ def run_page(folder) -> Page:
 
 
 def _stats_table(block: dict) -> pd.DataFrame:
-    from sim.compare import HEADLINE
     names = [m for m in HEADLINE if m in block] + sorted(m for m in block if m not in HEADLINE)
     return pd.DataFrame([{"metric": m, **{k: block[m].get(k) for k in ("mean", "ci_low", "ci_high", "half_width",
                                                                          "n")}} for m in names])
@@ -104,8 +104,10 @@ def replications_page(folder) -> Page:
     info = run.summary.get("replication_info", {})
     page = Page(f"capsim run: {run.summary['scenario']}, {info.get('finished')} of {info.get('replications')} "
                 "replications", info.get("warmup", ""))
-    page.table("Every metric: mean and 95% interval (Student t) over the replications",
-               _stats_table(run.summary["replications"]), f"seeds: {info.get('seed_rule', '')}")
+    stats = _stats_table(run.summary["replications"])
+    page.table("Headline metrics: mean and 95% interval (Student t) over the replications",
+               stats[stats["metric"].isin(list(HEADLINE))], f"seeds: {info.get('seed_rule', '')}")
+    page.table("Every metric", stats, collapsed=True)
     reps = pd.read_csv(folder / "replications.csv") if (folder / "replications.csv").exists() else pd.DataFrame()
     if {xf.COST, xf.P95} <= set(reps.columns):
         page.figure("cost-vs-p95", xf.cost_vs_p95(reps, labels=["replications"]))
@@ -118,7 +120,6 @@ def replications_page(folder) -> Page:
 def compare_page(folder) -> Page:
     folder = Path(folder)
     doc = json.loads((folder / "comparison.json").read_text())
-    from sim.compare import HEADLINE
     ms = doc["metrics"]
     head = pd.DataFrame([{"metric": m, **{k: ms[m].get(k) for k in ("a", "b", "diff", "ci_low", "ci_high",
                                                                       "p_value", "verdict")}}
@@ -135,7 +136,7 @@ def compare_page(folder) -> Page:
     runs = [RunFiles.read(p) for p in sides.values() if (p / "timeseries.csv").exists()]
     if len(runs) == 2:
         page.figure("overlay", xf.overlay(*runs))
-    page.table("Every metric", pd.DataFrame([{"metric": m, **v} for m, v in ms.items()]))
+    page.table("Every metric", pd.DataFrame([{"metric": m, **v} for m, v in ms.items()]), collapsed=True)
     return page
 
 
@@ -167,5 +168,5 @@ def plan_page(folder) -> Page:
         page.table("Cheapest configuration per level, beside the seed's guess", pd.read_csv(folder / "plan.csv"))
     page.figure("plan-costs", xf.plan_costs(doc))
     if (folder / "plan_tried.csv").exists():
-        page.table("Every configuration tried", pd.read_csv(folder / "plan_tried.csv"))
+        page.table("Every configuration tried", pd.read_csv(folder / "plan_tried.csv"), collapsed=True)
     return page
