@@ -50,8 +50,10 @@ def cluster_address(cluster=None):
 class Progress:
     """``done/total`` on stderr: a live line on a terminal, else a log line every ``every`` s."""
 
-    def __init__(self, total: int, label: str, stream=None, every: float = 10.0, enabled: bool = True):
+    def __init__(self, total: int, label: str, stream=None, every: float = 10.0, enabled: bool = True,
+                 heartbeat: float = 60.0):
         self.total, self.label, self.every, self.enabled = total, label, every, enabled and total > 0
+        self.heartbeat = heartbeat
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done, self.t0, self._last = 0, time.monotonic(), -float("inf")
@@ -69,6 +71,21 @@ class Progress:
             self._last = now
             self.stream.write(self._text(now) + "\n")
             self.stream.flush()
+
+    def tick(self) -> None:
+        """Between finishes: on a terminal refresh the line, else a log line when nothing was
+        logged for ``heartbeat`` s, so a long job shows it is alive before its first run ends."""
+        now = time.monotonic()
+        if not self.enabled or self.done >= self.total:
+            return
+        if self.tty:
+            self.stream.write("\r" + self._text(now))
+        elif now - max(self._last, self.t0) >= self.heartbeat:
+            self._last = now
+            self.stream.write(self._text(now) + "\n")
+        else:
+            return
+        self.stream.flush()
 
     def _text(self, now: float) -> str:
         dt = now - self.t0
@@ -100,7 +117,8 @@ def run_jobs(fn, jobs: list, *, workers: int | None = None, cluster=None, progre
             for i, job in enumerate(jobs):
                 finished(i, fn(job))
         else:
-            _local(fn, jobs, min(workers or default_workers(), len(jobs)), finished)
+            _local(fn, jobs, min(workers or default_workers(), len(jobs)), finished,
+                   progress.tick if progress is not None else None)
     except KeyboardInterrupt:
         raise Interrupted(done) from None
     return [done[i] for i in range(len(jobs))]
@@ -132,7 +150,7 @@ def _context():
     return multiprocessing.get_context()
 
 
-def _local(fn, jobs, workers, finished) -> None:
+def _local(fn, jobs, workers, finished, tick=None) -> None:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
     futures = {}
     try:
@@ -144,7 +162,9 @@ def _local(fn, jobs, workers, finished) -> None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         pending = set(futures)
         while pending:
-            ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+            ready, pending = wait(pending, timeout=None if tick is None else 1.0, return_when=FIRST_COMPLETED)
+            if not ready and tick is not None:
+                tick()
             for f in sorted(ready, key=futures.get):
                 finished(futures[f], f.result())
     except BaseException:

@@ -128,3 +128,30 @@ def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(t
     assert done.returncode == 0, done.stderr
     assert f"resumed: {finished} runs taken from" in done.stdout
     assert log.read_text().count("\n") == 12
+
+
+def test_progress_heartbeat_before_the_first_run_finishes():
+    log = io.StringIO()
+    p = Progress(4, "capsim compare", stream=log, every=10, heartbeat=0.05)
+    p.tick()                                             # too early: nothing
+    assert log.getvalue() == ""
+    time.sleep(0.06)
+    p.tick()
+    assert log.getvalue().startswith("capsim compare: 0/4 jobs (0%), ")
+    tty = Tty()
+    q = Progress(2, "x", stream=tty)
+    q.tick()
+    assert tty.getvalue().startswith("\rx: 0/2 jobs") and not tty.getvalue().endswith("\n")
+    for _ in range(2):
+        q.update()
+    before = tty.getvalue()
+    q.tick()                                             # finished: no more lines
+    assert tty.getvalue() == before
+
+
+def test_a_pool_run_ticks_while_waiting(monkeypatch):
+    ticks = []
+    monkeypatch.setattr(Progress, "tick", lambda self: ticks.append(self.done))
+    sc = load(LAUNCH, ["horizon=3h", "warmup=1m"])
+    replicate(sc, 2, seed=3, workers=2, progress=True)
+    assert ticks and ticks[0] == 0                        # the wait polls once a second
