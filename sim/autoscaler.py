@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from models.autoscaling.base import Decision, InstanceView, Observation
+from models.autoscaling.fixed import overruled
 
 __all__ = ["Controller", "ScalingEvent"]
 
@@ -72,8 +73,7 @@ class Controller:
         target = min(max(decision.desired, lo), hi)
         if target != obs.current:
             reason = decision.reason if target == decision.desired else (
-                f"{'raised to the minimum' if target == lo else 'held at the maximum'} of bounds {lo}..{hi}"
-                + (" (pre-scaling)" if raised else "") + f"; the policy alone: {decision.desired} ({decision.reason})")
+                overruled(target, lo, hi) + (" (pre-scaling)" if raised else "") + f"; the policy alone: {decision.desired} ({decision.reason})")
             self.scale(target, reason, decision.metrics)
 
     def observe(self, now: float, lo: int, hi: int) -> Observation:

@@ -19,7 +19,6 @@ from sim.summary_text import format_summary
 __all__ = ["main", "format_summary"]
 
 
-
 def main(argv: list[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
     try:

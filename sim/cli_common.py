@@ -57,9 +57,7 @@ def seed(text: str) -> int:
     return value
 
 
-# -- commands ---------------------------------------------------------------------------
-
-
+# -- reports ----------------------------------------------------------------------------
 def report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", choices=("png", "svg"),
                         help="also write each report figure as an image in OUT/images (needs kaleido and Chrome/Chromium)")
@@ -70,8 +68,8 @@ def write_report(out, images: str | None, quiet: bool = False) -> int:
     from sim.report import write_report as write
     path, written, problem = write(out, images)
     if not quiet:
-            print(f"report     {path}" + (f" and {len(written)} {images} images in {path.parent / 'images'}"
-                                        if written else ""))
+        print(f"report     {path}" + (f" and {len(written)} {images} images in {path.parent / 'images'}"
+                                    if written else ""))
     if problem:
         print(f"capsim: images not written: {problem}", file=sys.stderr)
         return 1

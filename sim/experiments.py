@@ -146,9 +146,7 @@ class Replications:
         self.table.to_csv(out / "replications.csv", index=False)
         first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
         if first and "rows" in first:
-            from sim.results import Result
-            Result(first["summary"], first["rows"], first["events"],
-                   first.get("instance_rows", []), self.scenario).write(out)   # then summary.json, below
+            self.result().write(out)   # then summary.json, below
         summary = dict(first["summary"]) if first else {"scenario": self.scenario.name}
         summary["replications"] = self.block()
         summary["replication_info"] = self.info()

@@ -189,11 +189,18 @@ def step_until_event(env, inv, count=1):
         env.step()
 
 
+def started(cfg, stores: list, seed: int):
+    """An Invalidator over ``stores`` (read at each event), its process started in a new env."""
+    env = simpy.Environment()
+    inv = Invalidator(cfg, lambda: stores, np.random.default_rng(seed))
+    env.process(inv.process(env))
+    return env, inv
+
+
 def test_poisson_count_and_rate_shares():
     cfg = inv_config(("x", 1.0, [{"class": "a", "keys": "one"}]), ("y", "3/s", [{"class": "b", "keys": "all"}]))
-    env, horizon = simpy.Environment(), 5000.0
-    inv = Invalidator(cfg, lambda: [], np.random.default_rng(3))
-    env.process(inv.process(env))
+    horizon = 5000.0
+    env, inv = started(cfg, [], 3)
     env.run(until=horizon)
     total, y = sum(inv.counts.values()), inv.counts["y"]
     assert abs(total - 4.0 * horizon) < 4 * math.sqrt(4.0 * horizon)
@@ -202,9 +209,7 @@ def test_poisson_count_and_rate_shares():
 
 def test_single_type_count():
     cfg = inv_config(("x", 2.0, [{"class": "a", "keys": "one"}]))
-    env = simpy.Environment()
-    inv = Invalidator(cfg, lambda: [], np.random.default_rng(4))
-    env.process(inv.process(env))
+    env, inv = started(cfg, [], 4)
     env.run(until=5000.0)
     assert abs(inv.counts["x"] - 10_000) < 4 * math.sqrt(10_000)
 
@@ -212,10 +217,8 @@ def test_single_type_count():
 def test_all_empties_the_class_in_every_current_store():
     cfg = inv_config(("x", 1.0, [{"class": "a", "keys": "all"}]))
     stores = [filled(cfg), filled(cfg)]
-    env = simpy.Environment()
-    inv = Invalidator(cfg, lambda: stores, np.random.default_rng(0))
+    env, inv = started(cfg, stores, 0)
     stores.append(filled(cfg))                  # an instance started after the invalidator
-    env.process(inv.process(env))
     step_until_event(env, inv)
     assert all(sorted(s.entries) == [(1, k) for k in range(10)] for s in stores)
     assert inv.deleted == 30
@@ -224,9 +227,7 @@ def test_all_empties_the_class_in_every_current_store():
 def test_one_removes_the_same_single_key_everywhere():
     cfg = inv_config(("x", 1.0, [{"class": "a", "keys": "one"}]))
     stores = [filled(cfg) for _ in range(3)]
-    env = simpy.Environment()
-    inv = Invalidator(cfg, lambda: stores, np.random.default_rng(1))
-    env.process(inv.process(env))
+    env, inv = started(cfg, stores, 1)
     step_until_event(env, inv)
     gone = [{(0, k) for k in range(10)} - set(s.entries) for s in stores]
     assert len(gone[0]) == 1 and gone[0] == gone[1] == gone[2] and inv.deleted == 3
@@ -253,9 +254,7 @@ def test_one_follows_popularity():
 
 def test_no_rate_no_events():
     cfg = inv_config(("x", 0.0, [{"class": "a", "keys": "all"}]))
-    env = simpy.Environment()
-    inv = Invalidator(cfg, lambda: [], np.random.default_rng(0))
-    env.process(inv.process(env))
+    env, inv = started(cfg, [], 0)
     env.run(until=100.0)
     assert inv.counts == {}
 

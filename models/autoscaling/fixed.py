@@ -10,6 +10,7 @@ Shared helpers (used by the other policy modules):
   sample (instances still booting or without a sample are left out);
 - ``clamp``: a count clamped to the observation's effective bounds, so a Decision shows
   the real target;
+- ``overruled``: the words for a count the bounds moved (policies and the controller);
 - ``ceil_count``: ceil that forgives float noise (3 x 0.6 / 0.6 must give 3, not 4).
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.autoscaling.base import Decision, Observation
 
-__all__ = ["Bounded", "FixedConfig", "FixedPolicy", "ready_values", "ready_mean", "clamp",
+__all__ = ["Bounded", "FixedConfig", "FixedPolicy", "ready_values", "ready_mean", "clamp", "overruled",
            "ceil_count", "pct"]
 
 
@@ -52,6 +53,12 @@ def ready_mean(obs: Observation, metric: str) -> float | None:
 def clamp(n: int, obs: Observation) -> int:
     """``n`` within the observation's effective bounds."""
     return max(obs.min_instances, min(obs.max_instances, int(n)))
+
+
+def overruled(n: int, lo: int, hi: int) -> str:
+    """Why a clamped count ``n`` differs from what was asked: the bound it was moved to."""
+    side = "raised to the minimum" if n == lo else "held at the maximum"
+    return f"{side} of bounds {lo}..{hi}"
 
 
 def ceil_count(x: float) -> int:

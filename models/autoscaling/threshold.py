@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from models.autoscaling.base import Decision, Observation
-from models.autoscaling.fixed import Bounded, clamp, pct, ready_mean
+from models.autoscaling.fixed import Bounded, clamp, overruled, pct, ready_mean
 from models.units import Duration, PositiveDuration
 
 __all__ = ["ThresholdConfig", "ThresholdPolicy", "Cooldown"]
@@ -95,8 +95,7 @@ class ThresholdPolicy:
         if desired == obs.current:
             return None
         if desired != obs.current + step:   # the bounds (scheduled, pre-scaling) overrule the rule
-            side = "raised to the minimum" if desired == obs.min_instances else "held at the maximum"
-            why = f"{why or 'no rule fired'}, but {side} of bounds {obs.min_instances}..{obs.max_instances}"
+            why = f"{why or 'no rule fired'}, but {overruled(desired, obs.min_instances, obs.max_instances)}"
         self.cooldown.acted(obs, desired)
         return Decision(desired, f"{why}: {obs.current} -> {desired}", dict(values))
 

@@ -21,6 +21,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sim.report.data import time_hours
+from sim.report.run_figures_infra import note
+from sim.sweep import STAT_COLUMNS
 
 __all__ = ["cost_vs_p95", "overlay", "forest", "sweep_curves", "pareto", "pareto_front", "plan_costs",
            "sweep_figures", "COST", "P95"]
@@ -125,7 +127,7 @@ def _num(v) -> str:
 
 # -- sweeps ---------------------------------------------------------------------------------
 def _params(table: pd.DataFrame) -> list[str]:
-    fixed = {"point", "metric", "mean", "ci_low", "ci_high", "half_width", "n", "error"}
+    fixed = {"point", "metric", "error", *STAT_COLUMNS}
     return [c for c in table.columns if c not in fixed]
 
 
@@ -226,7 +228,4 @@ def plan_costs(plan) -> go.Figure:
 
 
 def _empty(message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(**LAYOUT)
-    return fig
+    return note(go.Figure(layout=LAYOUT), message)
