@@ -23,8 +23,8 @@ from typing import Callable, Iterable, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.distributions import Exponential, draws, uniforms
-from models.units import Duration, PositiveDuration, Rate
+from capsim.models.distributions import Exponential, draws, uniforms
+from capsim.models.units import Duration, PositiveDuration, Rate
 
 __all__ = ["CacheClass", "Delete", "Invalidation", "CacheConfig", "CacheStore", "Invalidator",
            "DEFAULT_CLASSES", "DEFAULT_INVALIDATIONS", "class_index", "probabilities", "zipf_keys"]

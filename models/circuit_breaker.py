@@ -26,7 +26,7 @@ from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.units import PositiveDuration, Rate
+from capsim.models.units import PositiveDuration, Rate
 
 __all__ = ["BreakerConfig", "CircuitBreaker", "LoadShedder", "CLOSED", "OPEN", "HALF_OPEN"]
 

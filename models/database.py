@@ -22,9 +22,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.distributions import Constant, Distribution, draws
-from models.request import DB_ERROR, DB_REFUSED, POOL_TIMEOUT, Request
-from models.units import Duration
+from capsim.models.distributions import Constant, Distribution, draws
+from capsim.models.request import DB_ERROR, DB_REFUSED, POOL_TIMEOUT, Request
+from capsim.models.units import Duration
 
 __all__ = ["PoolConfig", "ReplicasConfig", "DatabaseConfig", "Database", "Pool"]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Iterator, Literal, Union
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from models.units import Duration, PositiveDuration, parse_duration
+from capsim.models.units import Duration, PositiveDuration, parse_duration
 
 __all__ = ["Constant", "Exponential", "LogNormal", "Gamma", "Uniform", "Empirical",
            "Distribution", "DIST_NAMES", "draws", "uniforms"]

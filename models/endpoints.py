@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
-from models.request import Request
+from capsim.models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
+from capsim.models.request import Request
 
 __all__ = ["Endpoint", "DEFAULT_ENDPOINTS", "RequestFactory", "mix", "CACHE_CLASSES", "RATE_LIMIT_TIERS"]
 
@@ -68,7 +68,7 @@ class _Drawn:
         self.r = uniforms(streams.get(f"{tag}.replica")) if replicas else None
         self.cls, self.keys, self.by_client = -1, None, False
         if cache is not None and ep.cache_class in cache.classes:
-            from models.cache import class_index, zipf_keys
+            from capsim.models.cache import class_index, zipf_keys
             c = cache.classes[ep.cache_class]
             self.cls = class_index(cache)[ep.cache_class]
             self.keys = zipf_keys(c.keys, c.zipf, streams.get(f"{tag}.cache_key"))

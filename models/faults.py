@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.distributions import Exponential, draws, uniforms
-from models.units import Duration, PositiveDuration
+from capsim.models.distributions import Exponential, draws, uniforms
+from capsim.models.units import Duration, PositiveDuration
 
 __all__ = ["FaultsConfig", "Crash", "Outage", "FaultInjector"]
 

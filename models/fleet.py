@@ -9,9 +9,9 @@ healthy again ``restart_after`` later, billed throughout.
 """
 from __future__ import annotations
 
-from models.distributions import draws
-from models.instance import Instance, InstancesConfig
-from models.request import CRASHED, TERMINATED, Request
+from capsim.models.distributions import draws
+from capsim.models.instance import Instance, InstancesConfig
+from capsim.models.request import CRASHED, TERMINATED, Request
 
 __all__ = ["Fleet"]
 

@@ -1,4 +1,4 @@
-"""Instances with Node.js semantics (the fleet that starts and stops them: ``models.fleet``).
+"""Instances with Node.js semantics (the fleet that starts and stops them: ``capsim.models.fleet``).
 
 An instance runs ``workers`` event loops (default: the plan's vCPUs). CPU work holds
 a worker; waiting on the database does not. A request takes a CPU slice, then (if it
@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.distributions import Distribution, Uniform
-from models.request import CIRCUIT_OPEN, DB_FAILURES, OK
-from models.units import Duration
+from capsim.models.distributions import Distribution, Uniform
+from capsim.models.request import CIRCUIT_OPEN, DB_FAILURES, OK
+from capsim.models.units import Duration
 
 __all__ = ["InstancesConfig", "Instance"]
 

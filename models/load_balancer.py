@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.distributions import uniforms
+from capsim.models.distributions import uniforms
 
 __all__ = ["LoadBalancerConfig", "LoadBalancer"]
 

@@ -8,7 +8,7 @@ Requests without a client (open-loop traffic without a flow) are not rate limite
 """
 from __future__ import annotations
 
-from models.request import RATE_LIMITED, SHED
+from capsim.models.request import RATE_LIMITED, SHED
 
 __all__ = ["Gate"]
 
@@ -44,8 +44,8 @@ class Middleware:
     """
 
     def __init__(self, kernel, cache, rate_limit, breaker, reject_cpu: float):
-        from models.cache import CacheStore, class_index
-        from models.rate_limit import RateLimiter
+        from capsim.models.cache import CacheStore, class_index
+        from capsim.models.rate_limit import RateLimiter
         self.kernel, self.cache_cfg, self.rate_cfg, self.breaker_cfg = kernel, cache, rate_limit, breaker
         self.reject_cpu = reject_cpu
         self.classes = list(class_index(cache)) if cache is not None else []
@@ -61,9 +61,9 @@ class Middleware:
 
     def equip(self, inst) -> None:
         """Fresh state for a started or restarted instance."""
-        from models.cache import CacheStore
-        from models.circuit_breaker import CircuitBreaker, LoadShedder
-        from models.rate_limit import RateLimiter
+        from capsim.models.cache import CacheStore
+        from capsim.models.circuit_breaker import CircuitBreaker, LoadShedder
+        from capsim.models.rate_limit import RateLimiter
         now = self.kernel.now
         if self.cache_cfg is not None:
             inst.cache = self.shared_cache or self._keep(self.caches, CacheStore(self.cache_cfg))

@@ -27,8 +27,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from models.endpoints import RATE_LIMIT_TIERS
-from models.units import PositiveDuration
+from capsim.models.endpoints import RATE_LIMIT_TIERS
+from capsim.models.units import PositiveDuration
 
 __all__ = ["RateLimitConfig", "RateLimiter", "DEFAULT_LIMITS", "effective_limit"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.distributions import Distribution, Uniform, draws
-from models.units import Duration
+from capsim.models.distributions import Distribution, Uniform, draws
+from capsim.models.units import Duration
 
 __all__ = ["SocketsConfig", "Sockets"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from heapq import heappush
 from math import sqrt
 
-from models.distributions import Exponential, draws, uniforms
-from models.endpoints import mix
+from capsim.models.distributions import Exponential, draws, uniforms
+from capsim.models.endpoints import mix
 
 __all__ = ["invert", "SessionSource", "OpenLoopSource"]
 

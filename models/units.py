@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, WithJsonSchema
 
 __all__ = ["Duration", "PositiveDuration", "Rate", "parse_duration", "parse_rate",
-           "DURATION_UNITS"]
+           "DURATION_UNITS", "human_duration"]
 
 DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0,
                   "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -92,3 +92,14 @@ PositiveDuration = Annotated[float, BeforeValidator(lambda v: _positive(parse_du
                              WithJsonSchema(_DUR_SCHEMA)]
 Rate = Annotated[float, BeforeValidator(lambda v: _rate_non_negative(parse_rate(v))),
                  WithJsonSchema(_RATE_SCHEMA)]
+
+
+def human_duration(seconds: float) -> str:
+    """``86400`` -> ``1d``, ``0.004`` -> ``4ms``, ``5400`` -> ``1.5h``."""
+    if seconds == 0:
+        return "0s"
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        n = seconds / size
+        if abs(n) >= 1 and round(n, 3) == round(n, 9):
+            return f"{round(n, 3):g}{unit}"
+    return f"{seconds:g}s"

@@ -19,9 +19,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
-from models.distributions import Distribution, LogNormal
-from models.endpoints import DEFAULT_ENDPOINTS, Endpoint
-from models.units import Duration, PositiveDuration, Rate, parse_duration
+from capsim.models.distributions import Distribution, LogNormal
+from capsim.models.endpoints import DEFAULT_ENDPOINTS, Endpoint
+from capsim.models.units import Duration, PositiveDuration, Rate, parse_duration
 
 __all__ = ["WorkloadConfig", "SessionsConfig", "OpenLoopConfig", "Phase", "Step", "Event",
            "DAILY_CURVES", "Calendar"]

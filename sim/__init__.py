@@ -2,20 +2,18 @@
 
 Python API::
 
-    import sim
-    scenario = sim.load_scenario("scenarios/launch.yaml")
-    result = sim.run(scenario, seed=7)
+    import capsim
+    scenario = capsim.load_scenario("scenarios/launch.yaml")
+    result = capsim.run(scenario, seed=7)
     result.summary["latency_ms"]["p95"]
     result.timeseries  # pandas DataFrame, one row per interval
 """
 from __future__ import annotations
 
-from sim.compare import compare
-from sim.experiments import replicate, sweep
-from sim.model import Model
-from sim.plan import capacity_plan
-from sim.results import Result, summarize
-from sim.scenario import Scenario
+from capsim.engine.model import Model
+from capsim.experiments import capacity_plan, compare, replicate, sweep
+from capsim.results import Result, summarize
+from capsim.scenario import Scenario
 
 __all__ = ["Scenario", "Model", "Result", "run", "load_scenario", "default_scenario",
            "replicate", "compare", "sweep", "capacity_plan"]
@@ -41,5 +39,5 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
 
 def load_scenario(path, overrides: list[str] | None = None) -> Scenario:
     """Read and validate a scenario YAML file (``overrides``: ``dotted.path=value``)."""
-    from sim.loader import load
+    from capsim.scenario.loader import load
     return load(path, overrides or [])

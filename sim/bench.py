@@ -1,7 +1,7 @@
 """Benchmark: capsim against a plain one-SimPy-process-per-request model of the same work.
 
-    python -m sim.bench                 # throughput, latency agreement, memory growth
-    python -m sim.bench --repeat 5 --no-memory
+    python -m capsim.bench                 # throughput, latency agreement, memory growth
+    python -m capsim.bench --repeat 5 --no-memory
 
 The work is ``scenarios/bench/webtier.yaml`` (Poisson 500 req/s for 600 s, round robin
 over 6 single-worker instances, 20% of requests borrow a pooled connection for an
@@ -18,19 +18,21 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "bench" / "webtier.yaml"
+from capsim import scenarios
+
+SCENARIO = scenarios.path("bench/webtier")
 TARGET_RATIO, TARGET_LATENCY, TARGET_MEMORY = 5.0, 0.03, 0.20
 
 
 def _scenario(path: Path = SCENARIO, horizon: float | None = None):
-    import sim
+    import capsim
     overrides = [] if horizon is None else [f"horizon={horizon}"]
-    return sim.load_scenario(path, overrides)
+    return capsim.load_scenario(path, overrides)
 
 
 def run_capsim(seed: int, horizon: float | None = None) -> dict:
-    import sim
-    r = sim.run(_scenario(horizon=horizon), seed=seed)
+    import capsim
+    r = capsim.run(_scenario(horizon=horizon), seed=seed)
     s = r.summary
     return {"requests": s["requests"]["completed"], "wall_seconds": s["wall_seconds"],
             "throughput": s["requests"]["completed"] / s["wall_seconds"],
@@ -38,13 +40,13 @@ def run_capsim(seed: int, horizon: float | None = None) -> dict:
 
 
 def run_plain(seed: int) -> dict:
-    from sim.bench_reference import run_reference
+    from capsim.bench_reference import run_reference
     return run_reference(seed=seed)
 
 
 def peak_rss_mb(horizon: float, seed: int = 1) -> float:
     """Peak resident memory of a fresh process that runs the benchmark work for ``horizon``."""
-    code = ("import resource, sim.bench as b; b.run_capsim(%d, %r); "
+    code = ("import resource, capsim.bench as b; b.run_capsim(%d, %r); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)" % (seed, horizon))
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return int(out.stdout.split()[-1]) / 1024.0   # Linux reports KiB
@@ -55,7 +57,7 @@ def _median(rows: list[dict], key: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m capsim.bench", description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=3, help="runs of each model (default 3)")
     ap.add_argument("--no-memory", action="store_true", help="skip the 1 h / 6 h memory check")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -1,4 +1,4 @@
-"""Plain SimPy reference model: the baseline that ``python -m sim.bench`` compares against.
+"""Plain SimPy reference model: the baseline that ``python -m capsim.bench`` compares against.
 
 It models Poisson arrivals (``rate`` req/s, from t=0 until ``horizon``; none at or
 after it) spread round robin over ``instances`` instances. Each instance has one

@@ -1,7 +1,7 @@
 """Print capsim's results beside queueing and caching theory.
 
-    python -m sim.verify                # a few minutes on 2 cores
-    python -m sim.verify --replications 10
+    python -m capsim.verify                # a few minutes on 2 cores
+    python -m capsim.verify --replications 10
 
 Each check runs R independent replications and prints the theory, the replication
 mean with its 95% confidence half-width (Student t), and whether theory lies within
@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-import sim
-from models.cache import CacheClass, CacheConfig, CacheStore, zipf_keys
-from sim.theory import che_hit_rate, erlang_c, mm1_mean_sojourn, mm1_sojourn_quantile, mmc_mean_wait, mmcd, ttl_hit_rate
+import capsim
+from capsim import scenarios
+from capsim.models.cache import CacheClass, CacheConfig, CacheStore, zipf_keys
+from capsim.theory import che_hit_rate, erlang_c, mm1_mean_sojourn, mm1_sojourn_quantile, mmc_mean_wait, mmcd, ttl_hit_rate
 
-VALIDATION = Path(__file__).resolve().parent.parent / "scenarios" / "validation"
+VALIDATION = scenarios.DIR / "validation"
 
 
 def _row(label: str, theory: float, values: list[float], floor: float = 0.0) -> str:
@@ -32,8 +32,8 @@ def _row(label: str, theory: float, values: list[float], floor: float = 0.0) -> 
 
 
 def _runs(name: str, r: int) -> list[dict]:
-    sc = sim.load_scenario(VALIDATION / f"{name}.yaml")
-    return [sim.run(sc, seed=1000 + i).summary for i in range(r)], sc
+    sc = capsim.load_scenario(VALIDATION / f"{name}.yaml")
+    return [capsim.run(sc, seed=1000 + i).summary for i in range(r)], sc
 
 
 def queueing(r: int) -> list[str]:
@@ -83,7 +83,7 @@ def _drive(n, s, ttl, max_keys, rate, warmup, measure, seed) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.verify", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m capsim.verify", description=__doc__.split("\n")[0])
     ap.add_argument("--replications", type=int, default=5)
     r = ap.parse_args(argv).replications
     print(f"{'check':<44} {'theory':>10} {'capsim':>10}   95% CI       (R = {r})")

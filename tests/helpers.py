@@ -1,10 +1,10 @@
 """Test helpers shared by the request-path, lifecycle and socket tests."""
 from __future__ import annotations
 
-from models.request import OUTCOMES, Request
-from sim.model import Model
-from sim.results import summarize
-from sim.scenario import Scenario
+from capsim.models.request import OUTCOMES, Request
+from capsim.engine.model import Model
+from capsim.results.result import summarize
+from capsim.scenario.config import Scenario
 
 __all__ = ["Driver", "conserved", "arrivals_log"]
 

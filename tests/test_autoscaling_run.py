@@ -17,12 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import sim
-from models.autoscaling import CodeNotAllowed, Decision
-from models.instance import InstancesConfig
-from sim.cli import main
-from sim.model import Model
-from sim.results import summarize
+import capsim
+from capsim.models.autoscaling import CodeNotAllowed, Decision
+from capsim.models.instance import InstancesConfig
+from capsim.cli import main
+from capsim.engine.model import Model
+from capsim.results.result import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 H, D = 3600.0, 86400.0
@@ -45,8 +45,8 @@ def scenario_dict(steps, horizon, cpu="10ms", count=1, autoscaler=None, metrics=
     return data
 
 
-def scenario(*args, **kwargs) -> sim.Scenario:
-    return sim.Scenario.model_validate(scenario_dict(*args, **kwargs))
+def scenario(*args, **kwargs) -> capsim.Scenario:
+    return capsim.Scenario.model_validate(scenario_dict(*args, **kwargs))
 
 
 def conserved(s: dict) -> bool:
@@ -95,7 +95,7 @@ def test_threshold_timeline(threshold_run):
 
 
 def test_threshold_scale_down_stops_the_newest_first(threshold_run):
-    """Scale-in stops not-ready instances first, then the newest (sim/autoscaler.py docstring)."""
+    """Scale-in stops not-ready instances first, then the newest (sim/engine/autoscaler.py docstring)."""
     model, _ = threshold_run
     insts = model.fleet.instances
     by_event = {ev.time: [i.iid for i in insts if i.stopped_at is not None and 0 <= i.stopped_at - ev.time < 1]
@@ -225,7 +225,7 @@ def test_weekend_prescale_raises_the_minimum():
     data = scenario_dict([(0, 0.1)], 2 * D + 1200, cpu="1ms", count=3, autoscaler=threshold, metrics=600,
                          schedule={"prescale": {"weekend_multiplier": 1.5, "lead": "15m"}})
     data["workload"]["start"] = "2026-01-10T00:00"
-    sc = sim.Scenario.model_validate(data)
+    sc = capsim.Scenario.model_validate(data)
     assert sc.workload.start.weekday() == 5   # Saturday
     model = Model(sc, seed=1).run()
     events = model.controller.events
@@ -250,7 +250,7 @@ def daily_steps(days: int, low: float, high: float):
     return out
 
 
-def predictive_scenario(predictive: bool) -> sim.Scenario:
+def predictive_scenario(predictive: bool) -> capsim.Scenario:
     # 0.5 s of CPU per request: 0.2/s (10% of one instance) off-peak, 3/s (1.5 instances) 18:00-22:00
     threshold = {"policy": "threshold", "min_instances": 1, "max_instances": 5, "cooldown": 300}
     extra = {"predictive": {"metric": "rps", "target": 1.2, "min_history": "1d", "buffer": 300}} if predictive else {}
@@ -318,20 +318,20 @@ def custom_scenario_dict(**params) -> dict:
 def test_custom_policy_object_from_python():
     sc = scenario([(0, 1)], 600, cpu="1ms", autoscaler={"policy": "threshold", **CUSTOM_BOUNDS})
     policy = MyPolicy(target=4)
-    result = sim.run(sc, seed=1, policy=policy)
+    result = capsim.run(sc, seed=1, policy=policy)
     assert policy.calls[:4] == [30.0, 60.0, 90.0, 120.0]            # its own interval
     assert [(e["time"], e["from"], e["to"]) for e in result.events] == [(120.0, 1, 4)]
     assert result.events[0]["reason"] == "my policy: 1 -> 4" and result.events[0]["metric_answer"] == 42.0
     # clamped to the scenario's bounds like any policy
-    result = sim.run(sc, seed=1, policy=MyPolicy(target=9))
+    result = capsim.run(sc, seed=1, policy=MyPolicy(target=9))
     assert [(e["from"], e["to"]) for e in result.events] == [(1, 5)]
 
 
 def test_custom_policy_in_a_scenario_needs_allow_code():
-    sc = sim.Scenario.model_validate(custom_scenario_dict(target=2))
+    sc = capsim.Scenario.model_validate(custom_scenario_dict(target=2))
     with pytest.raises(CodeNotAllowed, match="--allow-code"):
-        sim.run(sc, seed=1)
-    result = sim.run(sc, seed=1, allow_code=True)
+        capsim.run(sc, seed=1)
+    result = capsim.run(sc, seed=1, allow_code=True)
     assert [(e["time"], e["from"], e["to"], e["reason"]) for e in result.events] == [(120.0, 1, 2, "my policy: 1 -> 2")]
 
 
@@ -448,9 +448,9 @@ def test_validate_fullscale_warns_about_its_connections(tmp_path, capsys):
 # ---------------------------------------------------------------- the seed's phases
 @pytest.mark.parametrize("name", ["launch", "growth", "fullscale"])
 def test_seed_phase_runs_and_conserves_requests(name):
-    sc = sim.load_scenario(ROOT / "scenarios" / f"{name}.yaml", ["horizon=2h", "warmup=10m"])
+    sc = capsim.load_scenario(ROOT / "scenarios" / f"{name}.yaml", ["horizon=2h", "warmup=10m"])
     assert (sc.horizon, sc.warmup) == (2 * H, 600.0)
-    result = sim.run(sc)
+    result = capsim.run(sc)
     s = result.summary
     assert s["requests"]["total"] > 1000
     assert conserved(s)
@@ -478,18 +478,18 @@ def test_each_replication_gets_a_fresh_copy_of_a_custom_policy(workers):
     """State never carries from one replication to the next, in process or in workers."""
     sc = scenario([(0, 1)], 600, cpu="1ms", autoscaler={"policy": "threshold", **CUSTOM_BOUNDS})
     policy = OncePolicy(target=4)
-    reps = sim.replicate(sc, replications=3, workers=workers, progress=False, policy=policy)
+    reps = capsim.replicate(sc, replications=3, workers=workers, progress=False, policy=policy)
     assert policy.fired is False                                   # the caller's object is not used up
     for seed, s in zip(reps.seeds, reps.summaries):
-        alone = sim.run(sc, seed=seed, policy=OncePolicy(target=4)).summary
+        alone = capsim.run(sc, seed=seed, policy=OncePolicy(target=4)).summary
         assert s["instance_hours"] == alone["instance_hours"] and s["scaling_events"] == 1
 
 
 def test_replication_result_and_result_format():
     sc = scenario([(0, 1)], 600, cpu="1ms")
-    reps = sim.replicate(sc, replications=2, workers=1, progress=False, keep_first=True)
+    reps = capsim.replicate(sc, replications=2, workers=1, progress=False, keep_first=True)
     first = reps.result()
     assert first.summary == reps.summaries[0] and len(first.timeseries) == len(first.rows) > 0
     assert first.format().splitlines()[0].startswith("scenario")
     with pytest.raises(ValueError, match="keep_first=True"):
-        sim.replicate(sc, replications=1, workers=1, progress=False).result()
+        capsim.replicate(sc, replications=1, workers=1, progress=False).result()

@@ -12,8 +12,8 @@ import simpy
 from pydantic import ValidationError
 from scipy.stats import chisquare
 
-from sim.theory import che_hit_rate
-from models.cache import (CacheClass, CacheConfig, CacheStore, Invalidator, class_index,
+from capsim.theory import che_hit_rate
+from capsim.models.cache import (CacheClass, CacheConfig, CacheStore, Invalidator, class_index,
                           probabilities, zipf_keys)
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from models.circuit_breaker import CLOSED, HALF_OPEN, OPEN, BreakerConfig, CircuitBreaker, LoadShedder
+from capsim.models.circuit_breaker import CLOSED, HALF_OPEN, OPEN, BreakerConfig, CircuitBreaker, LoadShedder
 
 
 def breaker(**kw):

@@ -1,6 +1,5 @@
 """The capsim command: exit codes, messages, generated files, run outputs."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.cli import main
-from sim.docs import markdown, schema_text
+from capsim.cli import main
+from capsim.scenario.docs import markdown, schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--set", "horizon=10m", "--set", "warmup=1m"]
@@ -84,9 +83,8 @@ def test_argparse_errors_exit_2(capsys):
 
 def test_module_entry_point_has_no_traceback(tmp_path):
     path = scenario(tmp_path, "database:\n  pool: {max: 0}\n  poool: 1\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "sim.cli", "validate", path], capture_output=True, text=True,
-                          env=env, cwd=tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "capsim", "validate", path], capture_output=True, text=True,
+                          cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 2
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.request import OUTCOMES
-from sim.model import Model
-from sim.results import summarize
-from sim.scenario import Scenario
+from capsim.models.request import OUTCOMES
+from capsim.engine.model import Model
+from capsim.results.result import summarize
+from capsim.scenario.config import Scenario
 
 
 def _open_loop(rate, endpoints, mix=None, flow=None, **extra) -> dict:

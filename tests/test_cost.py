@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.instance import InstancesConfig
-from sim.model import Model
-from sim.results import summarize
-from sim.scenario import Scenario
+from capsim.models.instance import InstancesConfig
+from capsim.engine.model import Model
+from capsim.results.result import summarize
+from capsim.scenario.config import Scenario
 
 H, D = 3600.0, 86400.0
 MONTH_S = 730 * H
@@ -41,7 +41,7 @@ def exact_cost(model) -> float:
     """The run's cost, unrounded, from the model's own accounting (window [warmup, horizon])."""
     sc = model.scenario
     seconds = model.fleet.instance_seconds(sc.warmup, sc.horizon)
-    from models.pricing import extras_cost, instance_cost
+    from capsim.models.pricing import extras_cost, instance_cost
     return sum(instance_cost(sc.pricing, p, s) for p, s in seconds.items()) + extras_cost(sc.pricing, sc.horizon - sc.warmup)
 
 

@@ -8,13 +8,13 @@ connection ends at t + 0.02 + 0.001 + q, and on a reused one at t + 0.001 + q.
 import numpy as np
 import pytest
 
-import sim
-from models.database import Database, DatabaseConfig, Pool
-from models.request import DB_REFUSED, POOL_TIMEOUT, Request
-from sim.engine import Kernel
-from sim.model import Model
-from sim.scenario import Scenario
-from sim.stats import LogHistogram
+import capsim
+from capsim.models.database import Database, DatabaseConfig, Pool
+from capsim.models.request import DB_REFUSED, POOL_TIMEOUT, Request
+from capsim.engine.kernel import Kernel
+from capsim.engine.model import Model
+from capsim.scenario.config import Scenario
+from capsim.engine.histogram import LogHistogram
 
 C, RTT = 0.02, 0.001
 
@@ -348,5 +348,5 @@ def test_db_active_mean_in_timeseries_equals_busy_fraction():
         area = sum(max(0.0, min(e, b) - max(s, a)) for s, e in spans)
         assert r["db_active_mean"] == pytest.approx(area / (b - a), rel=1e-9, abs=1e-12)
         assert r["db_util"] == pytest.approx(area / (b - a) / 3, rel=1e-9, abs=1e-12)
-    s = sim.summarize(model)
+    s = capsim.summarize(model)
     assert s["db_active_mean"] == pytest.approx(np.mean([r["db_active_mean"] for r in rows]), abs=6e-4)  # rounded to 3 d.p.

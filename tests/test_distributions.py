@@ -5,7 +5,7 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from scipy import stats
 
-from models.distributions import (Constant, Distribution, Empirical, Exponential, Gamma,
+from capsim.models.distributions import (Constant, Distribution, Empirical, Exponential, Gamma,
                                   LogNormal, Uniform, draws)
 
 N = 200_000

@@ -3,7 +3,7 @@ import random
 
 import simpy
 
-from sim.engine import Kernel
+from capsim.engine.kernel import Kernel
 
 
 def _rec(log, kernel, tag):

@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sim.cli import main
-from sim.compare import compare, verdict
-from sim.experiments import independent_seeds, replicate, replication_seeds, sweep
-from sim.sweep import split_values
-from sim.loader import load
-from sim.plan import capacity_plan, cpu_per_request
-from sim.stats_ci import flatten, mean_ci, paired_diff, unpaired_diff
+from capsim.cli import main
+from capsim.experiments.compare import compare, verdict
+from capsim.experiments.replications import independent_seeds, replicate, replication_seeds
+from capsim.experiments.sweep import sweep
+from capsim.experiments.sweep import split_values
+from capsim.scenario.loader import load
+from capsim.experiments.plan import capacity_plan, cpu_per_request
+from capsim.experiments.intervals import flatten, mean_ci, paired_diff, unpaired_diff
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = str(ROOT / "scenarios" / "launch.yaml")

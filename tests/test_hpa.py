@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from models.autoscaling.base import InstanceView, Observation, Policy
-from models.autoscaling.hpa import (
+from capsim.models.autoscaling.base import InstanceView, Observation, Policy
+from capsim.models.autoscaling.hpa import (
     DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, HPA, HPAConfig, PodSample, Rules, average_value_replicas,
     normalize_legacy, rate_limit, resource_replicas, stabilize)
 

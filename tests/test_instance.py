@@ -5,16 +5,16 @@ from collections import deque
 
 import pytest
 
-import sim
+import capsim
 import numpy as np
 
-from models.fleet import Fleet
-from models.instance import Instance, InstancesConfig
-from models.pricing import DEFAULT_PLANS, Plan
-from models.request import OK, Request
-from sim.engine import Kernel
-from sim.model import Model
-from sim.scenario import Scenario
+from capsim.models.fleet import Fleet
+from capsim.models.instance import Instance, InstancesConfig
+from capsim.models.pricing import DEFAULT_PLANS, Plan
+from capsim.models.request import OK, Request
+from capsim.engine.kernel import Kernel
+from capsim.engine.model import Model
+from capsim.scenario.config import Scenario
 
 
 class _FakePool:
@@ -224,7 +224,7 @@ def test_cpu_util_in_timeseries_equals_recorded_cpu_work():
     fleet.start = start
     model.run()
     rows = model.metrics.rows
-    summary = sim.summarize(model)
+    summary = capsim.summarize(model)
     assert summary["requests"]["in_flight_end"] == 0
     n = summary["requests"]["completed"]
     assert len(slices) == 2 * n > 5000

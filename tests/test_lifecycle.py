@@ -11,8 +11,8 @@ import math
 
 import pytest
 
-from models.instance import InstancesConfig
-from sim.scenario import Scenario
+from capsim.models.instance import InstancesConfig
+from capsim.scenario.config import Scenario
 from tests.helpers import Driver, conserved
 
 EPS = 1e-4

@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 
-import sim
-from models.load_balancer import LoadBalancer, LoadBalancerConfig
-from models.request import OUTCOMES
-from sim.model import Model
-from sim.scenario import Scenario
+import capsim
+from capsim.models.load_balancer import LoadBalancer, LoadBalancerConfig
+from capsim.models.request import OUTCOMES
+from capsim.engine.model import Model
+from capsim.scenario.config import Scenario
 
 
 class _Inst:
@@ -127,7 +127,7 @@ def test_round_robin_in_a_run_splits_exactly():
     model = Model(_scenario("round_robin"), seed=1)
     counts = _count_accepts(model)
     model.run()
-    total = sim.summarize(model)["requests"]["total"]
+    total = capsim.summarize(model)["requests"]["total"]
     c = [counts[i] for i in range(3)]
     assert sum(c) == total and max(c) - min(c) <= 1
 
@@ -140,7 +140,7 @@ def test_instance_not_ready_gets_no_traffic(policy):
     model.run()
     assert counts[late.iid] == 0 and late.in_flight == 0
     assert late not in model.lb.ready
-    s = sim.summarize(model)
+    s = capsim.summarize(model)
     assert s["requests"]["unavailable"] == 0
     assert sum(counts.values()) == s["requests"]["total"] > 10000
     others = [counts[i] for i in counts if i != late.iid]
@@ -177,7 +177,7 @@ def test_no_ready_instance_gives_unavailable_in_a_run():
     orig = type(fleet).start
     fleet.start = lambda *a, **kw: orig(fleet, ready_after=1e6)
     model.run()
-    s = sim.summarize(model)
+    s = capsim.summarize(model)
     assert s["requests"]["total"] == s["requests"]["unavailable"] == s["requests"]["completed"] > 0
     assert s["requests"]["ok"] == 0
     assert s["error_rate"] == 1.0

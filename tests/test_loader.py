@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sim.loader import Problem, ScenarioError, load, load_text
-from sim.scenario import Scenario
+from capsim.scenario.loader import Problem, ScenarioError, load, load_text
+from capsim.scenario.config import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
@@ -59,7 +59,7 @@ def test_scenario_files_satisfy_the_json_schema(name):
 
     import jsonschema
     from ruamel.yaml import YAML
-    from sim.loader import _plain
+    from capsim.scenario.yaml_io import plain as _plain
     schema = json.loads((SCENARIOS / "capsim.schema.json").read_text())
     jsonschema.validate(_plain(YAML().load((SCENARIOS / name).read_text())), schema)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.experiments import replicate, sweep
-from sim.loader import load
-from sim.parallel import Interrupted, Progress, cluster_address, run_jobs
+from capsim.experiments import replicate, sweep
+from capsim.scenario.loader import load
+from capsim.experiments.parallel import Interrupted, Progress, cluster_address, run_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = str(ROOT / "scenarios" / "launch.yaml")
@@ -107,7 +107,7 @@ def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(t
     out = tmp_path / "sweep"
     sets = sum((["--set", o] for o in ["horizon=15m", "warmup=2m", "workload.sessions.daily_curve=flat",
                                        "workload.sessions.peak_users=100"]), [])
-    cmd = [sys.executable, "-m", "sim.cli", "sweep", LAUNCH, *sets, "--param", "instances.count=1,2,3,4",
+    cmd = [sys.executable, "-m", "capsim", "sweep", LAUNCH, *sets, "--param", "instances.count=1,2,3,4",
            "-r", "3", "--workers", "2", "--out", str(out)]
     # SIG_DFL for SIGINT in the child: a shell running the tests in the background (nohup, &)
     # leaves SIGINT ignored, the child would inherit that, and Python then never raises Ctrl-C

@@ -5,14 +5,14 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from models.autoscaling.base import Decision, InstanceView, Observation, Policy
-from models.autoscaling.fixed import FixedConfig
-from models.autoscaling.predictive import PredictiveConfig, WithPredictive
-from models.autoscaling.scheduled import (NIGHT_SCALING, Prescale, Schedule, ScheduledAction,
+from capsim.models.autoscaling.base import Decision, InstanceView, Observation, Policy
+from capsim.models.autoscaling.fixed import FixedConfig
+from capsim.models.autoscaling.predictive import PredictiveConfig, WithPredictive
+from capsim.models.autoscaling.scheduled import (NIGHT_SCALING, Prescale, Schedule, ScheduledAction,
                                           SchedulePolicyConfig, parse_at)
-from models.autoscaling.step import StepConfig, percent_change
-from models.autoscaling.target import TargetConfig
-from models.autoscaling.threshold import ThresholdConfig
+from capsim.models.autoscaling.step import StepConfig, percent_change
+from capsim.models.autoscaling.target import TargetConfig
+from capsim.models.autoscaling.threshold import ThresholdConfig
 
 H, D = 3600.0, 86400.0
 MONDAY = datetime(2026, 1, 5)  # a Monday, 00:00

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from models.endpoints import RATE_LIMIT_TIERS
-from models.rate_limit import DEFAULT_LIMITS, RateLimitConfig, RateLimiter, effective_limit
+from capsim.models.endpoints import RATE_LIMIT_TIERS
+from capsim.models.rate_limit import DEFAULT_LIMITS, RateLimitConfig, RateLimiter, effective_limit
 
 
 def limiter(created_at=0.0, limit=3, window=10.0, **kw):

@@ -13,11 +13,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-import sim
-import sim.report as rep
-from sim.cli import main
-from sim.plan import LEVELS
-from sim.report.html import Page, figure_data
+import capsim
+import capsim.report as rep
+from capsim.cli import main
+from capsim.experiments.plan import LEVELS
+from capsim.report.html import Page, figure_data
 
 SHORT = ["horizon=40m", "warmup=5m"]
 BUNDLE = "* plotly.js v"      # the banner of the embedded plotly.js bundle
@@ -86,7 +86,7 @@ def test_run_writes_a_report_with_every_run_figure(run_folder):
 
 def test_report_files_equal_the_in_memory_result(run_folder):
     """Figures from the folder read back equal figures from a fresh run with the same seed."""
-    result = sim.run(sim.load_scenario(str(run_folder / "scenario.json")))
+    result = capsim.run(capsim.load_scenario(str(run_folder / "scenario.json")))
     files = rep.RunFiles.read(run_folder)
     for name in ("load_capacity", "latency", "cost", "cpu_heatmap"):
         a, b = _fig_traces(rep.run_figures(result)[name]), _fig_traces(rep.run_figures(files)[name])
@@ -130,7 +130,7 @@ def test_forest_plots_differences_in_percent_of_a_with_their_intervals(compare_f
     doc = json.loads((compare_folder / "comparison.json").read_text())
     fig = rep.forest(doc)
     ms, tr = doc["metrics"], fig.data[0]
-    from sim.compare import HEADLINE
+    from capsim.experiments.compare import HEADLINE
     for label, x, plus, minus in zip(tr.y, tr.x, tr.error_x.array, tr.error_x.arrayminus):
         m = next(k for k, v in HEADLINE.items() if v[0] == label)
         d = ms[m]
@@ -143,8 +143,8 @@ def test_forest_plots_differences_in_percent_of_a_with_their_intervals(compare_f
 
 
 def test_forest_of_an_a_a_comparison_is_all_zero():
-    sc = sim.load_scenario("scenarios/launch.yaml", SHORT)
-    cmp = sim.compare(sc, sc, replications=2, workers=1, progress=False)
+    sc = capsim.load_scenario("scenarios/launch.yaml", SHORT)
+    cmp = capsim.compare(sc, sc, replications=2, workers=1, progress=False)
     tr = rep.forest(cmp).data[0]
     assert len(tr.x) >= 5 and all(x == 0 for x in tr.x)
     assert all(v == 0 for v in list(tr.error_x.array) + list(tr.error_x.arrayminus))
@@ -239,7 +239,7 @@ def test_report_command_redraws_and_explains_bad_folders(run_folder, tmp_path, c
 
 
 def test_images_without_a_browser_are_explained_not_raised(run_folder, monkeypatch, capsys):
-    monkeypatch.setattr("sim.report.images.find_browser", lambda: None)
+    monkeypatch.setattr("capsim.report.images.find_browser", lambda: None)
     assert rep.image_support() is not None
     assert main(["report", str(run_folder), "--images", "png"]) == 1     # asked-for files not written
     err = capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Figures of one run (sim.report.run_figures): checked on the figures' data."""
+"""Figures of one run (capsim.report.run_figures): checked on the figures' data."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -8,11 +8,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-import sim
-from sim.report.data import RunFiles
-from sim.report.run_figures import (cache_hit_rates, cost, database, latency, load_capacity, outcomes, run_figures,
+import capsim
+from capsim.report.data import RunFiles
+from capsim.report.run_figures import (cache_hit_rates, cost, database, latency, load_capacity, outcomes, run_figures,
                                     sockets, utilisation_heatmap)
-from sim.slo import SLOConfig
+from capsim.scenario.slo import SLOConfig
 
 KEYS = ["load_capacity", "latency", "outcomes", "database", "cache", "cpu_heatmap", "memory_heatmap", "sockets",
         "cost"]
@@ -22,8 +22,8 @@ FEATURES_OFF = ["cache=null", "sockets=null", "rate_limit=null", "circuit_breake
 AUTOSCALE = ["horizon=2h30m", "warmup=10m", "workload.sessions.peak_users=300"]
 
 
-def _run(path: str, overrides: list[str]) -> sim.Result:
-    return sim.run(sim.load_scenario(path, overrides))
+def _run(path: str, overrides: list[str]) -> capsim.Result:
+    return capsim.run(capsim.load_scenario(path, overrides))
 
 
 @pytest.fixture(scope="module")

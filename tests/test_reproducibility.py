@@ -16,9 +16,9 @@ import math
 import pandas as pd
 import pytest
 
-import sim
-from sim.model import Model
-from sim.scenario import Scenario
+import capsim
+from capsim.engine.model import Model
+from capsim.scenario.config import Scenario
 
 # sessions (default endpoints: CPU, pool and queries), light enough to be quick, and an
 # open-loop source, so both kinds of source are exercised
@@ -57,18 +57,18 @@ def _same(a, b) -> bool:
 
 def test_same_seed_same_results():
     sc = scenario(workload__open_loop=OPEN)
-    r1, r2 = sim.run(sc, seed=5), sim.run(sc, seed=5)
+    r1, r2 = capsim.run(sc, seed=5), capsim.run(sc, seed=5)
     assert _strip(r1.summary) == _strip(r2.summary)
     assert len(r1.rows) == len(r2.rows) and all(_same(a, b) for a, b in zip(r1.rows, r2.rows))
     pd.testing.assert_frame_equal(r1.timeseries, r2.timeseries)
     # the scenario's own seed is the default
-    r3 = sim.run(scenario(workload__open_loop=OPEN, seed=5))
+    r3 = capsim.run(scenario(workload__open_loop=OPEN, seed=5))
     assert _strip(r3.summary) == _strip(r1.summary)
 
 
 def test_different_seeds_differ():
     sc = scenario(workload__open_loop=OPEN)
-    a, b = sim.run(sc, seed=5).summary, sim.run(sc, seed=6).summary
+    a, b = capsim.run(sc, seed=5).summary, capsim.run(sc, seed=6).summary
     assert a["seed"] != b["seed"]
     assert a["requests"]["total"] != b["requests"]["total"]
     assert a["latency_ms"] != b["latency_ms"]
@@ -103,7 +103,7 @@ def test_capacity_changes_keep_the_same_requests(base, change):
     a = _record(scenario(workload__open_loop=OPEN, **base))
     b = _record(scenario(workload__open_loop=OPEN, **change))
     assert len(a.log) > 10_000 and a.log == b.log
-    sa, sb = (sim.results.summarize(m) for m in (a, b))
+    sa, sb = (capsim.results.result.summarize(m) for m in (a, b))
     assert sa["requests"]["total"] == sb["requests"]["total"]
     assert sa["sessions"] == sb["sessions"]
     # the change does change the outcome (the comparison is not vacuous)
@@ -119,7 +119,7 @@ def test_open_loop_source_does_not_shift_the_sessions():
     alone = _record(scenario())
     both = _record(scenario(workload__open_loop=OPEN))
     assert alone.sessions.started == both.sessions.started
-    assert sim.results.summarize(alone)["sessions"] == sim.results.summarize(both)["sessions"]
+    assert capsim.results.result.summarize(alone)["sessions"] == capsim.results.result.summarize(both)["sessions"]
     sessions_alone = [r[:3] for r in alone.log]
     sessions_both = [r[:3] for r in both.log if r[2] is not None]      # open-loop: client None
     assert sessions_alone == sessions_both

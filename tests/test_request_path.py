@@ -13,10 +13,10 @@ import math
 
 import pytest
 
-import sim
-from sim.model import Model
-from sim.results import summarize
-from sim.scenario import Scenario
+import capsim
+from capsim.engine.model import Model
+from capsim.results.result import summarize
+from capsim.scenario.config import Scenario
 from tests.helpers import Driver, arrivals_log, conserved
 
 EPS = 1e-4
@@ -42,8 +42,8 @@ def scenario(horizon=300.0, warmup=0.0, count=1, endpoints=None, open_loop=(), s
 # ---------------------------------------------------------------- 1. launch, everything on
 @pytest.fixture(scope="module")
 def launch():
-    sc = sim.load_scenario("scenarios/launch.yaml", ["horizon=2h", "warmup=10m"])
-    return sc, sim.run(sc, seed=3)
+    sc = capsim.load_scenario("scenarios/launch.yaml", ["horizon=2h", "warmup=10m"])
+    return sc, capsim.run(sc, seed=3)
 
 
 def test_launch_with_every_feature_on(launch):
@@ -228,7 +228,7 @@ def test_heavy_client_gets_n_times_the_limit_with_memory_stores(store, n, allowe
 
 
 def test_session_requests_carry_their_session_as_client_and_their_tier():
-    sc = sim.load_scenario("scenarios/launch.yaml", ["horizon=20m", "warmup=0"])
+    sc = capsim.load_scenario("scenarios/launch.yaml", ["horizon=20m", "warmup=0"])
     m = Model(sc, seed=4)
     seen = arrivals_log(m)
     m.run()
@@ -419,7 +419,7 @@ def test_replicas_keep_common_random_numbers():
 
 # ---------------------------------------------------------------- 10. stream independence
 def test_features_do_not_shift_arrivals_or_endpoints():
-    base = sim.load_scenario("scenarios/launch.yaml", ["horizon=1h", "warmup=0"])
+    base = capsim.load_scenario("scenarios/launch.yaml", ["horizon=1h", "warmup=0"])
     variants = {"all on": {}, "no cache": {"cache": None}, "no rate limit": {"rate_limit": None},
                 "no sockets": {"sockets": None}, "no breaker": {"circuit_breaker": None}}
     logs, sums = {}, {}

@@ -4,9 +4,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from models.request import OUTCOMES
-from sim.cli import main
-from sim.slo import AlertRule, Objectives, SLOConfig, Threshold, evaluate, format_slo, load_slo, slo_of
+from capsim.models.request import OUTCOMES
+from capsim.cli import main
+from capsim.results.slo import evaluate, format_slo, slo_of
+from capsim.scenario.loader import load_slo
+from capsim.scenario.slo import AlertRule, Objectives, SLOConfig, Threshold
 
 
 def row(i, latency=10.0, errors=0, done=100, ready=1, warmup=False, minutes=1.0, t0=None, outcome="pool_timeout"):

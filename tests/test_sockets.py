@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from models.endpoints import DEFAULT_ENDPOINTS
-from sim.model import Model
-from sim.results import Result, summarize
-from sim.scenario import Scenario
+from capsim.models.endpoints import DEFAULT_ENDPOINTS
+from capsim.engine.model import Model
+from capsim.results.result import Result, summarize
+from capsim.scenario.config import Scenario
 from tests.helpers import arrivals_log
 
 OFF = {"cache": None, "rate_limit": None, "circuit_breaker": None}

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from sim.stats import LogHistogram, RunningMoments, quantile_from_counts
+from capsim.engine.histogram import LogHistogram, RunningMoments, quantile_from_counts
 
 QS = (0.5, 0.9, 0.95, 0.99, 0.999)
 SLACK = 1e-12  # floating point at bucket boundaries

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from sim.model import Model
-from sim.results import summarize
-from sim.scenario import Scenario
-from sim.theory import (erlang_c, mm1_mean_in_system, mm1_mean_sojourn, mm1_sojourn_quantile,
+from capsim.engine.model import Model
+from capsim.results.result import summarize
+from capsim.scenario.config import Scenario
+from capsim.theory import (erlang_c, mm1_mean_in_system, mm1_mean_sojourn, mm1_sojourn_quantile,
                           mmc_mean_wait, mmcd, replication_check, simulate_mmcd)
 
 VALIDATION = Path(__file__).resolve().parent.parent / "scenarios" / "validation"
@@ -133,8 +133,8 @@ def test_validation_yaml_headers_and_figures():
 
 
 def test_loader_agrees_with_ruamel_route():
-    """If sim.loader exists, it reads the validation files to the same Scenario."""
-    import sim.loader as loader
+    """If capsim.scenario.loader exists, it reads the validation files to the same Scenario."""
+    import capsim.scenario.loader as loader
     for name in ("mm1", "mmc", "pool_mmc_timeout"):
         assert loader.load(VALIDATION / f"{name}.yaml", []) == scenario(name)
 
@@ -268,7 +268,7 @@ def test_pool_wait_probability_and_busy_connections(r, horizon):
 
 @pytest.mark.slow
 def test_verify_report_agrees_with_theory(capsys):
-    """`python -m sim.verify` (the report quoted in the README) finds every check within tolerance."""
-    from sim.verify import main
+    """`python -m capsim.verify` (the report quoted in the README) finds every check within tolerance."""
+    from capsim.verify import main
     assert main(["--replications", "3"]) == 0
     assert "OFF" not in capsys.readouterr().out

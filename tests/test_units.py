@@ -4,7 +4,7 @@ import math
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from models.units import Duration, PositiveDuration, Rate, parse_duration, parse_rate
+from capsim.models.units import Duration, PositiveDuration, Rate, parse_duration, parse_rate
 
 
 class _M(BaseModel):

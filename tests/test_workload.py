@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-import sim
-from models.request import OUTCOMES
-from models.sources import invert
-from models.workload import DAILY_CURVES, Calendar, Event, OpenLoopConfig, SessionsConfig, WorkloadConfig
-from sim.model import Model
-from sim.scenario import Scenario
+import capsim
+from capsim.models.request import OUTCOMES
+from capsim.models.sources import invert
+from capsim.models.workload import DAILY_CURVES, Calendar, Event, OpenLoopConfig, SessionsConfig, WorkloadConfig
+from capsim.engine.model import Model
+from capsim.scenario.config import Scenario
 
 INF = float("inf")
 API = {"api": {"cpu_pre": 0.0005, "queries": 0}}
@@ -90,7 +90,7 @@ ARTILLERY = [{"duration": 60, "arrivalRate": 10}, {"duration": 300, "arrivalRate
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_artillery_phases(seed):
     sc = _open_loop({"phases": ARTILLERY}, horizon=600, interval=60)
-    ts = sim.run(sc, seed=seed).timeseries
+    ts = capsim.run(sc, seed=seed).timeseries
     lam = [600] + [3000] * 5 + [6000] + [0] * 3
     assert list(ts.t_end) == [60.0 * (i + 1) for i in range(10)]
     for n, L, t in zip(ts.arrivals, lam, ts.t_end):
@@ -107,7 +107,7 @@ def test_phase_ramp(seed, up):
     """rate t (0 -> 100 over 100 s) or 100 - t: per 10 s bin, L = integral of the rate."""
     ph = {"duration": 100, "arrivalRate": 0, "rampTo": 100} if up else {"duration": 100, "arrivalRate": 100, "rampTo": 0}
     sc = _open_loop({"phases": [ph]}, horizon=150, interval=10)
-    ts = sim.run(sc, seed=seed).timeseries
+    ts = capsim.run(sc, seed=seed).timeseries
     rate_int = (lambda a, b: (b * b - a * a) / 2) if up else (lambda a, b: 100 * (b - a) - (b * b - a * a) / 2)
     for a, b, n in zip(ts.t_start, ts.t_end, ts.arrivals):
         L = rate_int(min(a, 100), min(b, 100))
@@ -120,7 +120,7 @@ def test_phase_ramp_shape_distinguishes_direction():
     """Pooled over the ramp, the first half holds 1/4 of the mass (up) or 3/4 (down)."""
     for up, share in [(True, 0.25), (False, 0.75)]:
         ph = {"duration": 100, "arrivalRate": 0 if up else 100, "rampTo": 100 if up else 0}
-        ts = sim.run(_open_loop({"phases": [ph]}, horizon=100, interval=50), seed=5).timeseries
+        ts = capsim.run(_open_loop({"phases": [ph]}, horizon=100, interval=50), seed=5).timeseries
         n1, n = ts.arrivals.iloc[0], ts.arrivals.sum()
         sd = math.sqrt(n * share * (1 - share))
         assert abs(n1 - share * n) < 4 * sd
@@ -130,7 +130,7 @@ def test_phase_ramp_shape_distinguishes_direction():
 def test_schedule_piecewise(seed):
     steps = [{"at": 0, "rate": 5}, {"at": "100s", "rate": "1200/m"}, {"at": 200, "rate": 0}, {"at": 300, "rate": 10}]
     sc = _open_loop({"schedule": steps}, horizon=400, interval=100)
-    ts = sim.run(sc, seed=seed).timeseries
+    ts = capsim.run(sc, seed=seed).timeseries
     for n, L in zip(ts.arrivals, [500, 2000, 0, 1000]):
         assert _poisson_ok(n, L), (n, L)
     assert ts.arrivals.iloc[2] == 0
@@ -138,7 +138,7 @@ def test_schedule_piecewise(seed):
 
 def test_schedule_first_step_later_means_nothing_before():
     sc = _open_loop({"schedule": [{"at": 100, "rate": 20}]}, horizon=200, interval=100)
-    ts = sim.run(sc, seed=1).timeseries
+    ts = capsim.run(sc, seed=1).timeseries
     assert ts.arrivals.iloc[0] == 0 and _poisson_ok(ts.arrivals.iloc[1], 2000)
 
 
@@ -147,7 +147,7 @@ def test_schedule_first_step_later_means_nothing_before():
                                    {"phases": [{"duration": 200, "arrivalRate": 10}]}])
 def test_start_offset(shape):
     sc = _open_loop({"start": "100s", **shape}, horizon=300, interval=100)
-    ts = sim.run(sc, seed=4).timeseries
+    ts = capsim.run(sc, seed=4).timeseries
     assert ts.arrivals.iloc[0] == 0
     assert _poisson_ok(ts.arrivals.iloc[1], 1000) and _poisson_ok(ts.arrivals.iloc[2], 1000)
 
@@ -155,7 +155,7 @@ def test_start_offset(shape):
 def test_phases_with_start_offset_shift():
     sc = _open_loop({"start": 50, "phases": [{"duration": 50, "arrivalRate": 20}, {"duration": 50, "arrivalRate": 0},
                                              {"duration": 50, "arrivalRate": 40}]}, horizon=250, interval=50)
-    ts = sim.run(sc, seed=2).timeseries
+    ts = capsim.run(sc, seed=2).timeseries
     assert list(ts.arrivals[[0, 2, 4]]) == [0, 0, 0]
     assert _poisson_ok(ts.arrivals.iloc[1], 1000) and _poisson_ok(ts.arrivals.iloc[3], 2000)
 
@@ -163,7 +163,7 @@ def test_phases_with_start_offset_shift():
 def test_constant_rate_over_seeds_is_poisson():
     """Counts of rate 20 over 50 s across 40 seeds: mean 1000, variance 1000 (dispersion
     index ~ chi2(39)/39: within [0.4, 1.9] with probability > 0.998)."""
-    ns = np.array([sim.run(_open_loop({"rate": 20}, horizon=50, interval=50), seed=s).summary["requests"]["total"]
+    ns = np.array([capsim.run(_open_loop({"rate": 20}, horizon=50, interval=50), seed=s).summary["requests"]["total"]
                    for s in range(40)])
     assert abs(ns.mean() - 1000) < 4 * math.sqrt(1000 / 40)
     assert 0.4 < ns.var(ddof=1) / 1000 < 1.9
@@ -195,7 +195,7 @@ def _sessions_scenario(horizon, interval, start="2026-01-05T00:00", request_rate
 
 
 def _check_starts(sc, seed, events=()):
-    ts = sim.run(sc, seed=seed).timeseries
+    ts = capsim.run(sc, seed=seed).timeseries
     wl = sc.workload
     kw = dict(start=wl.start, curve=wl.sessions.curve, peak=wl.sessions.peak_users,
               mean_len=wl.sessions.session_length.mean, weekend=wl.sessions.weekend_multiplier, events=events)
@@ -328,7 +328,7 @@ def test_request_clients_are_uniform_over_active_sessions():
 def test_session_request_rate_zero_means_no_requests():
     """request_rate 0 is valid (Rate >= 0): sessions run but issue no requests."""
     sc = _sessions_scenario(3600, 600, peak_users=20, session_length=600, daily_curve="flat", request_rate=0)
-    r = sim.run(sc, seed=1)
+    r = capsim.run(sc, seed=1)
     assert r.summary["requests"]["total"] == 0
     assert r.summary["sessions"]["started"] > 0
 
@@ -394,7 +394,7 @@ def test_timezone_mismatch_is_rejected_or_handled():
                                     events=[{"start": ev, "duration": "1h"}])
         except ValidationError:
             continue
-        sim.run(sc, seed=1)
+        capsim.run(sc, seed=1)
 
 
 def test_named_and_custom_curves():
@@ -467,7 +467,7 @@ def test_flow_issues_steps_one_after_another():
 
     src.route, model._record = route, record
     model.run()
-    s = sim.summarize(model)
+    s = capsim.summarize(model)
     assert src.arrivals > 200
     assert s["requests"]["total"] == 2 * src.arrivals == s["requests"]["ok"]
     assert s["requests"]["in_flight_end"] == 0
@@ -496,7 +496,7 @@ def test_flow_with_no_instance_ready_fails_every_step():
     orig = type(fleet).start
     fleet.start = lambda *a, **kw: orig(fleet, ready_after=1e6)     # never healthy within the run
     model.run()
-    s = sim.summarize(model)
+    s = capsim.summarize(model)
     n = model.sources[0].arrivals
     assert n > 100 and s["requests"]["total"] == 3 * n == s["requests"]["unavailable"]
 

@@ -13,15 +13,15 @@ from typing import Annotated, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.autoscaling.base import Decision, InstanceView, Observation, Policy
-from models.autoscaling.custom import CodeNotAllowed, CustomConfig
-from models.autoscaling.fixed import FixedConfig
-from models.autoscaling.hpa import HPAConfig
-from models.autoscaling.predictive import PredictiveConfig
-from models.autoscaling.scheduled import Prescale, Schedule, ScheduledAction, SchedulePolicyConfig
-from models.autoscaling.step import StepConfig
-from models.autoscaling.target import TargetConfig
-from models.autoscaling.threshold import ThresholdConfig
+from capsim.models.autoscaling.base import Decision, InstanceView, Observation, Policy
+from capsim.models.autoscaling.custom import CodeNotAllowed, CustomConfig
+from capsim.models.autoscaling.fixed import FixedConfig
+from capsim.models.autoscaling.hpa import HPAConfig
+from capsim.models.autoscaling.predictive import PredictiveConfig
+from capsim.models.autoscaling.scheduled import Prescale, Schedule, ScheduledAction, SchedulePolicyConfig
+from capsim.models.autoscaling.step import StepConfig
+from capsim.models.autoscaling.target import TargetConfig
+from capsim.models.autoscaling.threshold import ThresholdConfig
 
 __all__ = ["AutoscalerConfig", "ScheduleConfig", "Policy", "Observation", "InstanceView", "Decision",
            "PredictiveConfig", "CodeNotAllowed", "build_parts"]

@@ -1,6 +1,6 @@
 """What every scaling policy sees and says, and the protocol it implements.
 
-The controller (``sim/autoscaler.py``) evaluates a policy every ``interval`` seconds.
+The controller (``sim/engine/autoscaler.py``) evaluates a policy every ``interval`` seconds.
 It hands the policy an ``Observation`` (the instances it manages, with utilisation
 averaged over the policy's ``window``) and gets back a ``Decision`` (or None: no
 opinion). The controller clamps the desired count to the effective bounds (scheduled

@@ -1,7 +1,7 @@
 """Custom policies: your own class, from Python or (opt-in) named in a scenario.
 
 From Python pass an object with ``interval``, ``window`` and ``decide(obs)`` to
-``sim.run(scenario, policy=MyPolicy())``. A scenario may name a class by import path
+``capsim.run(scenario, policy=MyPolicy())``. A scenario may name a class by import path
 (``policy: custom``, ``path: mypkg.policies:Mine``, ``params: {...}`` passed to its
 constructor), but a scenario file never runs code silently: it is imported only when
 the user opts in (``--allow-code``, or ``allow_code=True`` in Python).
@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from models.autoscaling.base import Policy
-from models.autoscaling.fixed import Bounded
+from capsim.models.autoscaling.base import Policy
+from capsim.models.autoscaling.fixed import Bounded
 
 __all__ = ["CustomConfig", "CodeNotAllowed"]
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.autoscaling.base import Decision, Observation
+from capsim.models.autoscaling.base import Decision, Observation
 
 __all__ = ["Bounded", "FixedConfig", "FixedPolicy", "ready_values", "ready_mean", "clamp", "overruled",
            "ceil_count", "pct"]

@@ -32,9 +32,9 @@ from typing import Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.autoscaling.base import Decision, Observation
-from models.autoscaling.fixed import Bounded
-from models.units import Duration, PositiveDuration
+from capsim.models.autoscaling.base import Decision, Observation
+from capsim.models.autoscaling.fixed import Bounded
+from capsim.models.units import Duration, PositiveDuration
 
 __all__ = ["PodSample", "resource_replicas", "average_value_replicas", "normalize_legacy",
            "Rules", "DEFAULT_SCALE_UP", "DEFAULT_SCALE_DOWN", "stabilize", "rate_limit",

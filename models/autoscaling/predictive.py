@@ -26,9 +26,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.autoscaling.base import Decision, Observation, Policy
-from models.autoscaling.fixed import ceil_count, clamp
-from models.units import Duration, PositiveDuration
+from capsim.models.autoscaling.base import Decision, Observation, Policy
+from capsim.models.autoscaling.fixed import ceil_count, clamp
+from capsim.models.units import Duration, PositiveDuration
 
 __all__ = ["PredictiveConfig", "Predictor", "WithPredictive", "HW_ALPHA", "HW_BETA", "HW_GAMMA"]
 

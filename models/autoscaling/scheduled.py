@@ -30,9 +30,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.autoscaling.base import Decision, Observation
-from models.autoscaling.fixed import Bounded, ceil_count, clamp
-from models.units import Duration, PositiveDuration, parse_duration
+from capsim.models.autoscaling.base import Decision, Observation
+from capsim.models.autoscaling.fixed import Bounded, ceil_count, clamp
+from capsim.models.units import Duration, PositiveDuration, parse_duration
 
 __all__ = ["ScheduledAction", "Schedule", "Prescale", "Prescaler", "SchedulePolicyConfig",
            "SchedulePolicy", "NIGHT_SCALING", "SEED_PRESCALE"]

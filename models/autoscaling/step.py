@@ -30,10 +30,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.autoscaling.base import Decision, Observation
-from models.autoscaling.fixed import Bounded, clamp, ready_mean
-from models.autoscaling.threshold import Cooldown
-from models.units import Duration, PositiveDuration
+from capsim.models.autoscaling.base import Decision, Observation
+from capsim.models.autoscaling.fixed import Bounded, clamp, ready_mean
+from capsim.models.autoscaling.threshold import Cooldown
+from capsim.models.units import Duration, PositiveDuration
 
 __all__ = ["StepAdjustment", "StepConfig", "StepPolicy", "percent_change"]
 

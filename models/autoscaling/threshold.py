@@ -25,9 +25,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from models.autoscaling.base import Decision, Observation
-from models.autoscaling.fixed import Bounded, clamp, overruled, pct, ready_mean
-from models.units import Duration, PositiveDuration
+from capsim.models.autoscaling.base import Decision, Observation
+from capsim.models.autoscaling.fixed import Bounded, clamp, overruled, pct, ready_mean
+from capsim.models.units import Duration, PositiveDuration
 
 __all__ = ["ThresholdConfig", "ThresholdPolicy", "Cooldown"]
 

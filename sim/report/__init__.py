@@ -3,26 +3,26 @@
 Figure functions return plotly ``Figure`` objects, so notebooks show the same pictures
 as the reports::
 
-    import sim, sim.report as rep
-    result = sim.run(sim.load_scenario("scenarios/launch.yaml", ["horizon=6h"]))
+    import capsim, capsim.report as rep
+    result = capsim.run(capsim.load_scenario("scenarios/launch.yaml", ["horizon=6h"]))
     rep.latency(result).show()
     rep.run_figures(result)            # every run figure, in report order
 
     rep.write_report("capsim-out/launch")       # report.html from an output folder
 
-Run figures take a ``sim.Result`` or ``RunFiles.read(folder)``; experiment figures take
-what ``sim.replicate`` / ``sim.compare`` / ``sim.sweep`` / ``sim.capacity_plan`` return
+Run figures take a ``capsim.Result`` or ``RunFiles.read(folder)``; experiment figures take
+what ``capsim.replicate`` / ``capsim.experiments.compare`` / ``capsim.experiments.sweep`` / ``capsim.capacity_plan`` return
 or what they write.
 """
 from __future__ import annotations
 
-from sim.report.data import RunFiles
-from sim.report.experiment_figures import cost_vs_p95, forest, overlay, pareto, pareto_front, plan_costs, \
+from capsim.report.data import RunFiles
+from capsim.report.experiment_figures import cost_vs_p95, forest, overlay, pareto, pareto_front, plan_costs, \
     sweep_curves, sweep_figures
-from sim.report.html import Page, figure_data
-from sim.report.images import find_browser, image_support, write_images
-from sim.report.pages import build_page, report_kind, write_report
-from sim.report.run_figures import cache_hit_rates, cost, database, latency, load_capacity, outcomes, run_figures, \
+from capsim.report.html import Page, figure_data
+from capsim.report.images import find_browser, image_support, write_images
+from capsim.report.pages import build_page, report_kind, write_report
+from capsim.report.run_figures import cache_hit_rates, cost, database, latency, load_capacity, outcomes, run_figures, \
     sockets, utilisation_heatmap
 
 __all__ = ["RunFiles", "load_capacity", "latency", "outcomes", "database", "cache_hit_rates", "utilisation_heatmap",

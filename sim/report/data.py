@@ -1,4 +1,4 @@
-"""A run's output folder read back, with the same attributes as ``sim.Result``.
+"""A run's output folder read back, with the same attributes as ``capsim.Result``.
 
 Figures take either: anything with ``summary`` (dict), ``timeseries``, ``instances``,
 ``scaling_events`` (DataFrames) and ``scenario`` (a Scenario, a plain dict, or None).

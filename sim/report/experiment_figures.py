@@ -20,9 +20,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sim.report.data import time_hours
-from sim.report.run_figures_infra import note
-from sim.sweep import STAT_COLUMNS
+from capsim.report.data import time_hours
+from capsim.report.run_figures_infra import note
+from capsim.experiments.sweep import STAT_COLUMNS
 
 __all__ = ["cost_vs_p95", "overlay", "forest", "sweep_curves", "pareto", "pareto_front", "plan_costs",
            "sweep_figures", "COST", "P95"]
@@ -60,7 +60,7 @@ def cost_vs_p95(*sides, labels=None) -> go.Figure:
 
 
 def overlay(a, b, columns=tuple(OVERLAY), labels=("A", "B")) -> go.Figure:
-    """Time series of two runs (``sim.Result`` / ``RunFiles``) overlaid, one panel per column."""
+    """Time series of two runs (``capsim.Result`` / ``RunFiles``) overlaid, one panel per column."""
     columns = [c for c in columns if c in a.timeseries or c in b.timeseries]
     fig = make_subplots(rows=len(columns), cols=1, shared_xaxes=True, vertical_spacing=0.04,
                         subplot_titles=[OVERLAY.get(c, c) for c in columns])
@@ -88,7 +88,7 @@ def forest(comparison, metrics=None) -> go.Figure:
 
     ``comparison``: a ``Comparison``, ``comparison.json`` as a dict, or its ``metrics``.
     Metrics whose A mean is 0 cannot be shown relative to it and are listed below the plot."""
-    from sim.compare import HEADLINE
+    from capsim.experiments.compare import HEADLINE
     ms = _metrics(comparison)
     names = [m for m in (metrics or HEADLINE) if m in ms and ms[m].get("diff") is not None]
     shown, skipped = [], []
@@ -126,7 +126,7 @@ def _num(v) -> str:
 
 
 # -- sweeps ---------------------------------------------------------------------------------
-def _params(table: pd.DataFrame) -> list[str]:
+def sweep_params(table: pd.DataFrame) -> list[str]:
     fixed = {"point", "metric", "error", *STAT_COLUMNS}
     return [c for c in table.columns if c not in fixed]
 
@@ -169,7 +169,7 @@ def pareto_front(points: pd.DataFrame, cost: str = COST, latency: str = P95) -> 
 
 def pareto(table: pd.DataFrame, cost: str = COST, latency: str = P95) -> go.Figure:
     """Each sweep point's mean cost against mean latency; the cost–latency Pareto front joined."""
-    params = _params(table)
+    params = sweep_params(table)
     wide = table.pivot_table(index="point", columns="metric", values="mean", aggfunc="first")
     labels = table.drop_duplicates("point").set_index("point")[params]
     pts = wide.join(labels)
@@ -191,7 +191,7 @@ def pareto(table: pd.DataFrame, cost: str = COST, latency: str = P95) -> go.Figu
 
 def sweep_figures(table: pd.DataFrame) -> dict[str, go.Figure]:
     """Cost and p95 against the first parameter (a line per value of the second), and the front."""
-    params = _params(table)
+    params = sweep_params(table)
     if not params or table["metric"].isna().all():
         return {"sweep": _empty("no finished sweep points")}
     param, by = params[0], (params[1] if len(params) > 1 else None)
@@ -203,7 +203,7 @@ def sweep_figures(table: pd.DataFrame) -> dict[str, go.Figure]:
 def plan_costs(plan) -> go.Figure:
     """Monthly cost per load level: the cheapest configuration found, each plan's, and the seed's guess.
 
-    ``plan``: a ``sim.plan.Plan`` or ``plan.json`` as a dict."""
+    ``plan``: a ``capsim.experiments.plan.Plan`` or ``plan.json`` as a dict."""
     levels = plan.answer if hasattr(plan, "answer") else plan["levels"]
     users = [a["users"] for a in levels]
     names = [a["level"] for a in levels]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.compare import HEADLINE
-from sim.report import experiment_figures as xf
-from sim.report.data import RunFiles
-from sim.report.html import Page
-from sim.report.run_figures import run_figures
-from sim.summary_text import summary_lines
+from capsim.experiments.compare import HEADLINE
+from capsim.report import experiment_figures as xf
+from capsim.report.data import RunFiles
+from capsim.report.html import Page
+from capsim.report.run_figures import run_figures
+from capsim.results.text import summary_lines
 
 __all__ = ["report_kind", "build_page", "write_report", "run_page", "replications_page", "compare_page",
            "sweep_page", "plan_page"]
@@ -51,7 +51,7 @@ def write_report(folder, images: str | None = None) -> tuple[Path, list[Path], s
     path = page.write(folder / "report.html")
     if not images:
         return path, [], None
-    from sim.report.images import write_images
+    from capsim.report.images import write_images
     written, problem = write_images(page.figures, folder / "images", images)
     return path, written, problem
 
@@ -143,7 +143,7 @@ def compare_page(folder) -> Page:
 def sweep_page(folder) -> Page:
     folder = Path(folder)
     table = pd.read_csv(folder / "sweep.csv")
-    params = xf._params(table)
+    params = xf.sweep_params(table)
     wanted = [xf.COST, xf.P95, "error_rate", "instance_hours"]
     rows = table[table["metric"].isin(wanted)]
     wide = rows.pivot_table(index=["point"] + params, columns="metric", values="mean", aggfunc="first").reset_index()

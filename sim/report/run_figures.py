@@ -1,7 +1,7 @@
 """Plotly figures of ONE simulation run, in the report's order.
 
 Every function takes ``run``: anything with ``summary``, ``timeseries``, ``instances``,
-``scaling_events`` and ``scenario`` (``sim.Result`` or ``sim.report.data.RunFiles``),
+``scaling_events`` and ``scenario`` (``capsim.Result`` or ``capsim.report.data.RunFiles``),
 and returns a ``plotly.graph_objects.Figure`` with simulated time in hours on x and the
 warm-up shaded grey. Missing optional columns (cache, sockets, sessions, db_*) leave a
 trace out or show a note; they never raise.
@@ -11,7 +11,7 @@ trace out or show a note; they never raise.
 - ``latency``: p50, p95, p99 and mean latency (ms) against the SLO's latency limits.
 - ``outcomes``: responses/s by outcome (stacked) and the error share (right axis).
 - ``database``, ``cache_hit_rates``, ``utilisation_heatmap``, ``sockets``: see
-  ``sim.report.run_figures_infra``.
+  ``capsim.report.run_figures_infra``.
 - ``cost``: cumulative cost and the running monthly projection (right axis).
 - ``run_figures``: all of them, keyed in the report's order.
 """
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from models.request import OUTCOMES
-from sim.report.data import scenario_value
-from sim.report.run_figures_infra import (cache_hit_rates, database, has, hours, line, note, per_second, shade_warmup,
+from capsim.models.request import OUTCOMES
+from capsim.report.data import scenario_value
+from capsim.report.run_figures_infra import (cache_hit_rates, database, has, hours, line, note, per_second, shade_warmup,
                                           sockets, style, utilisation_heatmap)
-from sim.slo import SLOConfig
+from capsim.scenario.slo import SLOConfig
 
 __all__ = ["load_capacity", "latency", "outcomes", "database", "cache_hit_rates", "utilisation_heatmap",
            "sockets", "cost", "run_figures", "slo_lines", "OUTCOME_ORDER"]

@@ -1,4 +1,4 @@
-"""Infrastructure figures of one run (re-exported by ``sim.report.run_figures``).
+"""Infrastructure figures of one run (re-exported by ``capsim.report.run_figures``).
 
 - ``database``: pool connections in use / waiters per instance; server connections
   against ``max_connections`` and database utilisation.
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from sim.report.data import scenario_value, time_hours
+from capsim.report.data import scenario_value, time_hours
 
 __all__ = ["database", "cache_hit_rates", "utilisation_heatmap", "sockets", "HEATMAP_METRICS"]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.pricing import extras_cost, instance_cost, monthly_projection
-from models.request import OUTCOMES
+from capsim.models.pricing import extras_cost, instance_cost, monthly_projection
+from capsim.models.request import OUTCOMES
 
 __all__ = ["Result", "summarize"]
 
@@ -44,7 +44,7 @@ class Result:
 
     def format(self) -> str:
         """The summary in a dozen lines, as ``capsim run`` prints it."""
-        from sim.summary_text import format_summary
+        from capsim.results.text import format_summary
         return format_summary(self.summary, self.rows)
 
     def write(self, out: str | Path) -> Path:

@@ -1,10 +1,10 @@
 """The run summary in words: a dozen (label, text) lines for the terminal and the report."""
 from __future__ import annotations
 
-from models.request import OUTCOMES
-from sim.docs import human_duration
+from capsim.models.request import OUTCOMES
+from capsim.models.units import human_duration
 
-__all__ = ["format_summary", "summary_lines"]
+__all__ = ["format_summary", "summary_lines", "short_number"]
 
 
 def format_summary(s: dict, rows: list[dict]) -> str:
@@ -49,3 +49,13 @@ def _pct(x) -> str:
 
 def _num(x, nd: int) -> str:
     return "n/a" if x is None else f"{x:,.{nd}f}"
+
+
+def short_number(x: float) -> str:
+    """A number for a table cell: 1,234 / 12.34 / 0.0123."""
+    a = abs(x)
+    if a >= 100:
+        return f"{x:,.0f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return "0" if x == 0 else f"{x:.3g}"

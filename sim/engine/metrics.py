@@ -1,7 +1,7 @@
 """Metrics: per-request outcomes and latencies, a time series, and the run's totals.
 
 Each request ends with one outcome and a latency, recorded into per-outcome
-log-bucketed histograms (``sim.stats.LogHistogram``: quantiles within 0.5% relative
+log-bucketed histograms (``capsim.engine.histogram.LogHistogram``: quantiles within 0.5% relative
 error) and exact sums. A SimPy process closes an interval every ``interval`` seconds
 (and at the warm-up boundary and the horizon): it asks every component for its row,
 then folds the interval into the totals if it lies after the warm-up. Memory does not
@@ -12,20 +12,13 @@ from __future__ import annotations
 from math import ceil, log
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from models.request import OUTCOMES, TIMEOUT
-from models.units import PositiveDuration
-from sim.stats import LogHistogram, quantile_from_counts
+from capsim.models.request import OUTCOMES, TIMEOUT
+from capsim.engine.histogram import LogHistogram, quantile_from_counts
 
-__all__ = ["MetricsConfig", "Metrics", "REL_ERR"]
+__all__ = ["Metrics", "REL_ERR"]
 
 REL_ERR = 0.005
-
-
-class MetricsConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    interval: PositiveDuration = Field(60.0, description="time-series resolution")
 
 
 class Metrics:

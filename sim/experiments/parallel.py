@@ -145,7 +145,7 @@ def _context():
         return multiprocessing.get_context("fork")
     if "forkserver" in methods:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["sim.experiments"])
+        ctx.set_forkserver_preload(["capsim.experiments.replications"])
         return ctx
     return multiprocessing.get_context()
 

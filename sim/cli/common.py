@@ -5,7 +5,7 @@ import argparse
 import re
 import sys
 
-from sim.loader import load, load_text
+from capsim.scenario.loader import load, load_text
 
 __all__ = ["BUILTIN", "scenario_of", "slo_of_args", "slug", "positive", "duration", "seed", "report_options",
            "write_report"]
@@ -18,7 +18,7 @@ def scenario_of(file: str | None, overrides: list[str]):
 
 
 def slo_of_args(args):
-    from sim.slo import load_slo
+    from capsim.scenario.loader import load_slo
     return load_slo(args.slo) if getattr(args, "slo", None) else None
 
 
@@ -37,7 +37,7 @@ def positive(text: str) -> int:
 
 
 def duration(text: str) -> float:
-    from models.units import parse_duration
+    from capsim.models.units import parse_duration
     try:
         value = parse_duration(text)
     except ValueError as exc:
@@ -65,7 +65,7 @@ def report_options(parser: argparse.ArgumentParser) -> None:
 
 def write_report(out, images: str | None, quiet: bool = False) -> int:
     """Write ``out/report.html`` (and images); print where. 1 when asked-for images could not be written."""
-    from sim.report import write_report as write
+    from capsim.report import write_report as write
     path, written, problem = write(out, images)
     if not quiet:
         print(f"report     {path}" + (f" and {len(written)} {images} images in {path.parent / 'images'}"

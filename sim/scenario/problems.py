@@ -15,7 +15,7 @@ from typing import Annotated, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from sim.scenario import Scenario
+from capsim.scenario.config import Scenario
 
 __all__ = ["Problem", "ScenarioError", "problems_of", "MISSING", "has", "get", "dotted", "show", "start"]
 

@@ -1,5 +1,7 @@
 """Service-level objectives, monitoring thresholds and alert rules, checked on the time series.
 
+The configuration is ``capsim.scenario.slo``.
+
 Defaults are the seed guide's: success criteria (average response < 200 ms, error rate
 < 0.01%, uptime > 99.9%), monitoring thresholds (response > 500 ms average, error rate
 > 1%) and alert rules (error rate > 5% for 5 minutes, average > 2 s for 10 minutes).
@@ -20,70 +22,11 @@ violates a limit only when strictly beyond it (exactly 200 ms meets "< 200 ms").
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from capsim.models.request import OUTCOMES
+from capsim.scenario.slo import AlertRule, SLOConfig
 
-from models.request import OUTCOMES
-from models.units import PositiveDuration
-
-__all__ = ["SLOConfig", "Objectives", "Threshold", "AlertRule", "evaluate", "slo_of", "load_slo", "format_slo",
-           "METRICS"]
-
-METRICS = ("latency_mean_ms", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "error_rate",
-           "cpu_util", "memory_util")
-Metric = Literal[METRICS]  # type: ignore[valid-type]
-
-
-class Objectives(BaseModel):
-    """Success criteria over the measured window (null: not checked)."""
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    latency_mean_ms: float | None = Field(200.0, gt=0, description="average response time must stay below this (ms)")
-    error_rate: float | None = Field(0.0001, ge=0, le=1, description="share of responses that are not ok must stay below this (0.0001 = 0.01%)")
-    uptime: float | None = Field(0.999, ge=0, le=1, description="share of measured intervals with an instance ready must exceed this")
-
-
-class Threshold(BaseModel):
-    """A monitoring threshold: minutes in which ``metric`` is above ``above``."""
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    name: str = Field(description="its key in the slo block of summary.json")
-    metric: Metric = Field(description="per-interval value: a latency column (ms), error_rate (non-ok share), cpu_util or memory_util")
-    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
-
-
-class AlertRule(BaseModel):
-    """An alert: fires when ``metric`` has stayed above ``above`` for ``for``."""
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-    name: str = Field(description="its key in the slo block of summary.json")
-    metric: Metric = Field(description="per-interval value: a latency column (ms), error_rate (non-ok share), cpu_util or memory_util")
-    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
-    for_: PositiveDuration = Field(alias="for", description="how long the condition must hold before the alert fires")
-
-
-def _names_unique(items, what):
-    names = [i.name for i in items]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"{what}: names must be unique, got {dup} more than once")
-
-
-class SLOConfig(BaseModel):
-    """Objectives, monitoring thresholds and alert rules (defaults: the seed guide's)."""
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    objectives: Objectives = Field(default_factory=Objectives)
-    thresholds: list[Threshold] = Field(default_factory=lambda: [
-        Threshold(name="slow_responses", metric="latency_mean_ms", above=500.0),
-        Threshold(name="high_error_rate", metric="error_rate", above=0.01)])
-    alerts: list[AlertRule] = Field(default_factory=lambda: [
-        AlertRule(name="high_error_rate", metric="error_rate", above=0.05, for_=300.0),
-        AlertRule(name="slow_responses", metric="latency_mean_ms", above=2000.0, for_=600.0)])
-
-    @model_validator(mode="after")
-    def _unique(self):
-        _names_unique(self.thresholds, "thresholds")
-        _names_unique(self.alerts, "alerts")
-        return self
+__all__ = ["evaluate", "slo_of", "format_slo"]
 
 
 # -- evaluation -------------------------------------------------------------------------
@@ -181,34 +124,11 @@ def _r(x: float, nd: int = 6):
     return None if x != x else round(float(x), nd)
 
 
-# -- configuration ----------------------------------------------------------------------
 def slo_of(scenario, override: SLOConfig | None = None) -> SLOConfig:
     """``override``, else the scenario's ``slo`` section (once Scenario has one), else the defaults."""
     if override is not None:
         return override
     return getattr(scenario, "slo", None) or SLOConfig()
-
-
-def load_slo(path) -> SLOConfig:
-    """An SLOConfig from a YAML file: the ``slo`` mapping itself, or a file with a top-level ``slo:``."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-    from sim.loader import _plain
-    from sim.problems import Problem, ScenarioError
-    name = str(path)
-    try:
-        data = _plain(YAML(typ="safe", pure=True).load(Path(path).read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise ScenarioError([Problem(name, message="no such file")]) from None
-    except YAMLError as exc:
-        raise ScenarioError([Problem(name, message=f"YAML syntax error: {exc}")]) from None
-    if isinstance(data, dict) and set(data) >= {"slo"}:
-        data = data["slo"]
-    try:
-        return SLOConfig.model_validate(data or {})
-    except ValidationError as exc:
-        raise ScenarioError([Problem(name, path=".".join(str(p) for p in e["loc"]),
-                                     message=e["msg"]) for e in exc.errors(include_url=False)]) from None
 
 
 def format_slo(block: dict) -> str:

@@ -4,7 +4,7 @@
 returns a tidy pandas DataFrame, one row per point and metric. Values are applied as
 ``--set path=value`` overrides (a whole mapping replaces a whole section), validated in
 this process (a point that fails validation gets its error in its row), then run as
-independent jobs (``sim.parallel``) with the replication seeds of the base seed: the
+independent jobs (``capsim.experiments.parallel``) with the replication seeds of the base seed: the
 same seeds at every point, so points are compared with common random numbers.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.experiments import Job, base_seed_of, run_all, replication_seeds, resolve
-from sim.parallel import Progress
-from sim.slo import SLOConfig
-from sim.stats_ci import clean, flatten, mean_ci, metrics_of
+from capsim.experiments.replications import Job, base_seed_of, run_all, replication_seeds, resolve
+from capsim.experiments.parallel import Progress
+from capsim.scenario.slo import SLOConfig
+from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
 __all__ = ["sweep", "split_values", "parse_value", "write_sweep", "policy_hint", "STAT_COLUMNS"]
 
@@ -49,9 +49,8 @@ def split_values(text: str) -> list[str]:
 
 def parse_value(text: str):
     """A YAML 1.2 value: '100' -> 100, 'hpa' -> 'hpa', '{policy: hpa}' -> {'policy': 'hpa'}."""
-    from ruamel.yaml import YAML
-    from sim.loader import _plain
-    return _plain(YAML(typ="safe", pure=True).load(text))
+    from capsim.scenario.yaml_io import read_plain
+    return read_plain(text)
 
 
 def policy_hint(overrides: list[str], problems) -> str | None:
@@ -89,7 +88,7 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
     pyarrow) are written at the end, or with what finished when interrupted
     (``table.attrs["interrupted"]``).
     """
-    from sim.problems import ScenarioError
+    from capsim.scenario.problems import ScenarioError
     names = list(params)
     points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
     scenarios, errors = [], {}

@@ -1,18 +1,18 @@
-"""Experiments: replications with confidence intervals, and parameter sweeps.
+"""Replications with confidence intervals (sweeps: ``capsim.experiments.sweep``).
 
 Replication seeds come from the base seed: ``SeedSequence(base).spawn(R)``, child i
 giving the integer seed ``child.generate_state(1)[0]``. Every random source draws from
-its own named stream of that seed (``sim.streams``), so replication i of two scenarios
+its own named stream of that seed (``capsim.engine.streams``), so replication i of two scenarios
 that differ only in policy, plan or capacity sees the same users, sessions, requests
-and service times: common random numbers (``sim.compare``).
+and service times: common random numbers (``capsim.experiments.compare``).
 
-Each replication's summary gains an ``slo`` block (``sim.slo``); the warm-up is deleted
+Each replication's summary gains an ``slo`` block (``capsim.scenario.slo``); the warm-up is deleted
 from every replication (the summary's measurement window), and every numeric summary
-leaf gets a mean with a Student-t 95% interval (``sim.stats_ci``).
+leaf gets a mean with a Student-t 95% interval (``capsim.experiments.intervals``).
 
 Python API::
 
-    from sim.experiments import replicate, sweep
+    from capsim.experiments import replicate, sweep
     reps = replicate(scenario, replications=5)          # reps.stats["latency_ms.p95"]
     table = sweep(scenario, {"instances.count": [1, 2, 3]}, replications=3)
 """
@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sim.parallel import Interrupted, Progress, run_jobs
-from sim.slo import SLOConfig, evaluate, slo_of
-from sim.stats_ci import clean, flatten, mean_ci, metrics_of
+from capsim.experiments.parallel import Interrupted, Progress, run_jobs
+from capsim.results.slo import evaluate, slo_of
+from capsim.scenario.slo import SLOConfig
+from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
 __all__ = ["replication_seeds", "independent_seeds", "Job", "run_job", "run_all", "Replications", "replicate",
-           "sweep", "resolve", "warmup_note"]
+           "resolve", "warmup_note"]
 
 
 # -- seeds and jobs -------------------------------------------------------------------------
@@ -59,12 +60,12 @@ class Job:
 
 def run_job(job: Job) -> dict:
     """Run one job (in a worker): ``{"summary": ..., ["rows", "events"]}`` or ``{"error": text}``."""
-    import sim
+    import capsim
     try:
         # a fresh copy of a custom policy per run, as a worker process gets: state (cooldowns,
         # history) never carries from one replication to the next, whatever the worker count
         policy = copy.deepcopy(job.policy)
-        result = sim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code)
+        result = capsim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code)
     except Exception as exc:            # recorded for its point; the others go on
         return {"error": f"{type(exc).__name__}: {exc}", "seed": job.seed}
     summary = dict(result.summary)
@@ -76,7 +77,7 @@ def run_job(job: Job) -> dict:
 
 
 def warmup_note(scenario) -> str:
-    from sim.docs import human_duration
+    from capsim.models.units import human_duration
     measured = human_duration(scenario.horizon - scenario.warmup)
     if not scenario.warmup:
         return f"no warm-up deleted: all {measured} of each replication measured"
@@ -120,9 +121,9 @@ class Replications:
         return {k: mean_ci([f.get(k) for f in flat]) for k in names}
 
     def result(self):
-        """Replication 1 as a ``sim.Result`` (curves included), when its rows were kept
+        """Replication 1 as a ``capsim.Result`` (curves included), when its rows were kept
         (``replicate(..., keep_first=True)``; ``compare`` keeps them for both sides)."""
-        from sim.results import Result
+        from capsim.results.result import Result
         first = self.outputs[0] if self.outputs else None
         if not first or "rows" not in first:
             raise ValueError("replication 1's curves were not kept: use replicate(..., keep_first=True)")
@@ -162,7 +163,7 @@ def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: 
               workers: int | None = None, cluster=None, progress: bool = True, keep_first: bool = False,
               allow_code: bool = False, policy=None, label: str = "replications") -> Replications:
     """Run ``replications`` independent replications of ``scenario`` (CRN-ready seeds)."""
-    from sim.scenario import Scenario
+    from capsim.scenario.config import Scenario
     scenario = scenario if scenario is not None else Scenario()
     base = base_seed_of(scenario, seed)
     seeds = replication_seeds(base, replications)
@@ -173,7 +174,7 @@ def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: 
 
 def resolve(scenario, overrides: list[str]):
     """A validated Scenario from a file path (errors carry FILE:LINE:COL), a Scenario or None, plus overrides."""
-    from sim.loader import load, load_text
+    from capsim.scenario.loader import load, load_text
     if scenario is None:
         return load_text("", "<built-in scenario>", overrides)
     if isinstance(scenario, (str, Path)):
@@ -182,18 +183,10 @@ def resolve(scenario, overrides: list[str]):
 
 
 def run_all(jobs, workers, cluster, progress, on_result=None) -> tuple[list, bool]:
-    """``run_job`` over ``jobs`` (``sim.parallel.run_jobs``): (outputs in job order, interrupted?).
+    """``run_job`` over ``jobs`` (``capsim.experiments.parallel.run_jobs``): (outputs in job order, interrupted?).
     After Ctrl-C the outputs of unfinished jobs are None."""
     try:
         return run_jobs(run_job, jobs, workers=workers, cluster=cluster, progress=progress, on_result=on_result), False
     except Interrupted as exc:
         print(f"capsim: interrupted: kept the {len(exc.done)} of {len(jobs)} jobs that had finished", file=sys.stderr)
         return [exc.done.get(i) for i in range(len(jobs))], True
-
-
-def __getattr__(name):
-    """``from sim.experiments import sweep``: the sweep API lives in ``sim/sweep.py``."""
-    if name == "sweep":
-        from sim.sweep import sweep
-        return sweep
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

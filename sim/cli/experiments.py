@@ -4,15 +4,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sim.cli_common import BUILTIN, scenario_of, slo_of_args, slug, write_report
-from sim.loader import ScenarioError, load
+from capsim.cli.common import BUILTIN, scenario_of, slo_of_args, slug, write_report
+from capsim.results.text import short_number
+from capsim.scenario.loader import ScenarioError, load
 
 __all__ = ["replications", "compare_cmd", "sweep_cmd", "plan_cmd", "format_sweep"]
 
 
 def replications(args, scenario, slo, out: Path) -> int:
-    from sim.compare import HEADLINE
-    from sim.experiments import replicate
+    from capsim.experiments.compare import HEADLINE
+    from capsim.experiments.replications import replicate
     reps = replicate(scenario, args.replications, args.seed, slo=slo, workers=args.workers, cluster=args.cluster,
                      progress=not args.quiet, keep_first=True, allow_code=args.allow_code)
     if reps.errors and not reps.summaries:
@@ -25,7 +26,7 @@ def replications(args, scenario, slo, out: Path) -> int:
         stats = reps.stats
         print(f"{'scenario':<26} {scenario.name}: {len(reps.summaries)} of {len(reps.seeds)} replications, "
               f"seeds spawned from base seed {reps.base_seed}")
-        from sim.experiments import warmup_note
+        from capsim.experiments.replications import warmup_note
         print(f"{'':<26} {warmup_note(scenario)}")
         print(f"{'metric':<26} {'mean':>12} {'95% CI':>25} {'± half-width':>13} {'n':>3}")
         for m, (label, unit, _, scale) in HEADLINE.items():
@@ -33,23 +34,18 @@ def replications(args, scenario, slo, out: Path) -> int:
             if not c or c["mean"] is None:
                 continue
             name = f"{label} ({unit})" if unit else label
-            ci = "n/a" if c["ci_low"] is None else f"[{_g(c['ci_low'] * scale)}, {_g(c['ci_high'] * scale)}]"
-            hw = "n/a" if c["half_width"] is None else _g(c["half_width"] * scale)
-            print(f"{name:<26} {_g(c['mean'] * scale):>12} {ci:>25} {hw:>13} {c['n']:>3}")
+            ci = "n/a" if c["ci_low"] is None else f"[{short_number(c['ci_low'] * scale)}, {short_number(c['ci_high'] * scale)}]"
+            hw = "n/a" if c["half_width"] is None else short_number(c["half_width"] * scale)
+            print(f"{name:<26} {short_number(c['mean'] * scale):>12} {ci:>25} {hw:>13} {c['n']:>3}")
         print(f"wrote      {out / 'replications.csv'}, {out / 'summary.json'} (replications block: every metric), "
               f"replication 1's timeseries.csv")
     rc = write_report(out, args.images, quiet=args.quiet)
     return 130 if reps.interrupted else rc
 
 
-def _g(x: float) -> str:
-    from sim.compare import _g as g
-    return g(x)
-
-
 def compare_cmd(args) -> int:
-    from sim.compare import compare
-    from sim.sweep import policy_hint
+    from capsim.experiments.compare import compare
+    from capsim.experiments.sweep import policy_hint
     sides = []
     for path, ov in ((args.a, args.overrides + args.overrides_a), (args.b or args.a, args.overrides + args.overrides_b)):
         try:
@@ -82,7 +78,7 @@ def compare_cmd(args) -> int:
 
 
 def sweep_cmd(args) -> int:
-    from sim.sweep import parse_value, split_values, sweep
+    from capsim.experiments.sweep import parse_value, split_values, sweep
     params = {}
     for arg in args.param:
         key, sep, text = arg.partition("=")
@@ -119,7 +115,7 @@ SHORT_LABELS = {"monthly_cost_usd": "cost $/month", "latency_ms.mean": "latency 
 def format_sweep(table, params: list[str]) -> str:
     """One line per point: its parameters and the headline metrics' mean ± half-width."""
     import pandas as pd
-    from sim.compare import HEADLINE
+    from capsim.experiments.compare import HEADLINE
     show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "error_rate", "slo.violation_minutes"]
     rows, errors = [], []
     for _, g in table.groupby("point", sort=True):
@@ -131,7 +127,7 @@ def format_sweep(table, params: list[str]) -> str:
             cell = "n/a"
             if m in by.index and by.loc[m, "mean"] == by.loc[m, "mean"]:
                 hw = by.loc[m, "half_width"]
-                cell = _g(by.loc[m, "mean"] * scale) + ("" if hw != hw or hw is None else f" ± {_g(hw * scale)}")
+                cell = short_number(by.loc[m, "mean"] * scale) + ("" if hw != hw or hw is None else f" ± {short_number(hw * scale)}")
             row[SHORT_LABELS[m]] = cell
         if isinstance(first["error"], str) and first["error"]:
             errors.append(f"point {first['point']} (" + ", ".join(f"{p}={first[p]}" for p in params)
@@ -141,8 +137,8 @@ def format_sweep(table, params: list[str]) -> str:
 
 
 def plan_cmd(args) -> int:
-    from sim.plan import capacity_plan
-    from sim.plan import LEVEL_KEYS, LEVELS
+    from capsim.experiments.plan import capacity_plan
+    from capsim.experiments.plan import LEVEL_KEYS, LEVELS
     plans = [p.strip() for p in args.plans.split(",")] if args.plans else None
     base = scenario_of(args.file, args.overrides)
     wanted = [w.strip() for w in args.levels.split(",")] if args.levels else list(LEVEL_KEYS)

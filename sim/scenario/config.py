@@ -7,22 +7,26 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.autoscaling import AutoscalerConfig, PredictiveConfig, ScheduleConfig
-from models.cache import CacheConfig
-from models.circuit_breaker import BreakerConfig
-from models.database import DatabaseConfig
-from models.rate_limit import RateLimitConfig
-from models.sockets import SocketsConfig
-from models.faults import FaultsConfig
-from models.instance import InstancesConfig
-from models.load_balancer import LoadBalancerConfig
-from models.pricing import Pricing
-from models.units import Duration, PositiveDuration
-from models.workload import WorkloadConfig
-from sim.metrics import MetricsConfig
-from sim.slo import SLOConfig
+from capsim.models.autoscaling import AutoscalerConfig, PredictiveConfig, ScheduleConfig
+from capsim.models.cache import CacheConfig
+from capsim.models.circuit_breaker import BreakerConfig
+from capsim.models.database import DatabaseConfig
+from capsim.models.rate_limit import RateLimitConfig
+from capsim.models.sockets import SocketsConfig
+from capsim.models.faults import FaultsConfig
+from capsim.models.instance import InstancesConfig
+from capsim.models.load_balancer import LoadBalancerConfig
+from capsim.models.pricing import Pricing
+from capsim.models.units import Duration, PositiveDuration
+from capsim.models.workload import WorkloadConfig
+from capsim.scenario.slo import SLOConfig
 
-__all__ = ["Scenario"]
+__all__ = ["Scenario", "MetricsConfig"]
+
+
+class MetricsConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    interval: PositiveDuration = Field(60.0, description="time-series resolution")
 
 
 class Scenario(BaseModel):
@@ -48,7 +52,7 @@ class Scenario(BaseModel):
     pricing: Pricing = Field(default_factory=Pricing)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     faults: FaultsConfig = Field(default_factory=FaultsConfig)
-    slo: SLOConfig = Field(default_factory=SLOConfig, description="objectives, monitoring thresholds and alert rules (sim/slo.py)")
+    slo: SLOConfig = Field(default_factory=SLOConfig, description="objectives, monitoring thresholds and alert rules (sim/scenario/slo.py, sim/results/slo.py)")
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.experiments import Job, Replications, independent_seeds, replication_seeds, warmup_note, run_all
-from sim.parallel import Progress
-from sim.slo import SLOConfig
-from sim.stats_ci import clean, paired_diff, unpaired_diff
+from capsim.experiments.replications import Job, Replications, independent_seeds, replication_seeds, warmup_note, run_all
+from capsim.experiments.parallel import Progress
+from capsim.scenario.slo import SLOConfig
+from capsim.results.text import short_number
+from capsim.experiments.intervals import clean, paired_diff, unpaired_diff
 
 __all__ = ["compare", "Comparison", "HEADLINE", "verdict"]
 
@@ -36,15 +37,6 @@ HEADLINE = {
 }
 
 
-def _g(x: float) -> str:
-    a = abs(x)
-    if a >= 100:
-        return f"{x:,.0f}"
-    if a >= 1:
-        return f"{x:.2f}"
-    return "0" if x == 0 else f"{x:.3g}"
-
-
 def verdict(metric: str, d: dict) -> str:
     """One sentence about B - A for ``metric`` from its difference record."""
     if d.get("diff") is None:
@@ -59,19 +51,19 @@ def verdict(metric: str, d: dict) -> str:
     less = d["diff"] < 0
     x = abs(d["diff"]) * scale
     lo, hi = sorted((abs(d["ci_low"]) * scale, abs(d["ci_high"]) * scale))
-    ci = f"(95% CI {_g(lo)}–{_g(hi)})"
+    ci = f"(95% CI {short_number(lo)}–{short_number(hi)})"
     if metric == "monthly_cost_usd":
         return f"B costs ${x:.2f}/month {'less' if less else 'more'} (95% CI {lo:.2f}–{hi:.2f})"
     if metric == "error_rate":
-        return f"B's error rate is {_g(x)} percentage points {'lower' if less else 'higher'} {ci}"
+        return f"B's error rate is {short_number(x)} percentage points {'lower' if less else 'higher'} {ci}"
     if metric == "instance_hours":
-        return f"B uses {_g(x)} instance-hours {'fewer' if less else 'more'} {ci}"
+        return f"B uses {short_number(x)} instance-hours {'fewer' if less else 'more'} {ci}"
     if metric == "slo.violation_minutes":
-        return f"B spends {_g(x)} min {'less' if less else 'more'} in SLO violation {ci}"
+        return f"B spends {short_number(x)} min {'less' if less else 'more'} in SLO violation {ci}"
     if metric == "slo.alerts_fired":
         return f"B fires {x:g} {'fewer' if less else 'more'} alerts {ci}"
     sfx = f" {unit}" if unit else ""
-    return f"B's {label} is {_g(x)}{sfx} {words[0] if less else words[1]} {ci}"
+    return f"B's {label} is {short_number(x)}{sfx} {words[0] if less else words[1]} {ci}"
 
 
 @dataclass
@@ -132,7 +124,7 @@ class Comparison:
                 continue
             d, (label, unit, _, scale) = ms[m], HEADLINE[m]
             name = f"{label} ({unit})" if unit else label
-            f = lambda v: "n/a" if v is None else _g(v * scale)  # noqa: E731
+            f = lambda v: "n/a" if v is None else short_number(v * scale)  # noqa: E731
             ci = "n/a" if d["ci_low"] is None else f"[{f(d['ci_low'])}, {f(d['ci_high'])}]"
             p = "n/a" if d["p_value"] is None else ("<0.001" if d["p_value"] < 0.001 else f"{d['p_value']:.3f}")
             diff = "n/a" if d["diff"] is None else ("+" if d["diff"] > 0 else "") + f(d["diff"])
@@ -146,7 +138,7 @@ def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool =
             policy_a=None, policy_b=None) -> Comparison:
     """Run A and B ``replications`` times each (one pool of 2R jobs) and compare them.
 
-    ``policy_a`` / ``policy_b``: a custom autoscaling policy object (as ``sim.run(policy=...)``)
+    ``policy_a`` / ``policy_b``: a custom autoscaling policy object (as ``capsim.run(policy=...)``)
     used on that side instead of its scenario's. Worker processes must be able to import
     its class: for a class defined in a notebook or script, pass ``workers=1``.
     """

@@ -5,7 +5,7 @@ stop a run (``capsim validate`` prints them and exits 0).
 """
 from __future__ import annotations
 
-from models.distributions import Uniform
+from capsim.models.distributions import Uniform
 
 __all__ = ["warnings"]
 

@@ -16,8 +16,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from models.autoscaling.base import Decision, InstanceView, Observation
-from models.autoscaling.fixed import overruled
+from capsim.models.autoscaling.base import Decision, InstanceView, Observation
+from capsim.models.autoscaling.fixed import overruled
 
 __all__ = ["Controller", "ScalingEvent"]
 

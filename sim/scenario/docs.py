@@ -6,9 +6,10 @@ import json
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from sim.scenario import Scenario
+from capsim.models.units import human_duration
+from capsim.scenario.config import Scenario
 
-__all__ = ["schema", "schema_text", "markdown", "human_duration"]
+__all__ = ["schema", "schema_text", "markdown"]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 HEADER = """# Scenario reference
@@ -41,17 +42,6 @@ def schema() -> dict:
 
 def schema_text() -> str:
     return json.dumps(schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def human_duration(seconds: float) -> str:
-    """``86400`` -> ``1d``, ``0.004`` -> ``4ms``, ``5400`` -> ``1.5h``."""
-    if seconds == 0:
-        return "0s"
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        n = seconds / size
-        if abs(n) >= 1 and round(n, 3) == round(n, 9):
-            return f"{round(n, 3):g}{unit}"
-    return f"{seconds:g}s"
 
 
 def markdown(sch: dict | None = None) -> str:

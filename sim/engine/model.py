@@ -1,31 +1,31 @@
 """One model run: build the components, run the kernel, collect the results.
 
 Components receive only their own typed config section and their own named random
-streams (``sim.streams.Streams``), never a global generator.
+streams (``capsim.engine.streams.Streams``), never a global generator.
 """
 from __future__ import annotations
 
 import time
 
-from models.autoscaling import build_parts
-from models.autoscaling.fixed import Bounded, FixedConfig
-from models.database import Database, Pool
-from models.faults import FaultInjector
-from models.fleet import Fleet
-from models.load_balancer import LoadBalancer
-from models.middleware import Middleware
-from models.pricing import Billing
-from models.sockets import Sockets
-from models.timeouts import TimeoutSweeper
-from models.request import CRASHED, OUTCOMES, TERMINATED
-from models.sources import OpenLoopSource, SessionSource
-from models.endpoints import RequestFactory
-from models.workload import Calendar
-from sim.autoscaler import Controller
-from sim.engine import Kernel
-from sim.metrics import Metrics
-from sim.scenario import Scenario
-from sim.streams import Streams
+from capsim.models.autoscaling import build_parts
+from capsim.models.autoscaling.fixed import Bounded, FixedConfig
+from capsim.models.database import Database, Pool
+from capsim.models.faults import FaultInjector
+from capsim.models.fleet import Fleet
+from capsim.models.load_balancer import LoadBalancer
+from capsim.models.middleware import Middleware
+from capsim.models.pricing import Billing
+from capsim.models.sockets import Sockets
+from capsim.models.timeouts import TimeoutSweeper
+from capsim.models.request import CRASHED, OUTCOMES, TERMINATED
+from capsim.models.sources import OpenLoopSource, SessionSource
+from capsim.models.endpoints import RequestFactory
+from capsim.models.workload import Calendar
+from capsim.engine.autoscaler import Controller
+from capsim.engine.kernel import Kernel
+from capsim.engine.metrics import Metrics
+from capsim.scenario.config import Scenario
+from capsim.engine.streams import Streams
 
 __all__ = ["Model"]
 
@@ -57,7 +57,7 @@ class Model:
                                     self.streams.get("faults.crash_pick"), self.middleware.redis_down)
         self.invalidator = None
         if sc.cache is not None and sc.cache.invalidations:
-            from models.cache import Invalidator
+            from capsim.models.cache import Invalidator
             self.invalidator = Invalidator(sc.cache, self._cache_stores, self.streams.get("cache.invalidations"))
 
     def _build_service(self) -> None:

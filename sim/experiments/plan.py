@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.experiments import Job, run_all, replication_seeds, resolve
-from sim.parallel import Progress
-from sim.stats_ci import clean, mean_ci
+from capsim.experiments.replications import Job, run_all, replication_seeds, resolve
+from capsim.experiments.parallel import Progress
+from capsim.experiments.intervals import clean, mean_ci
 
 __all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request"]
 
@@ -120,8 +120,8 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
     """Search the cheapest passing configuration per level (see the module docstring).
 
     ``measured`` and ``warmup``: seconds or durations such as ``"10m"``."""
-    from models.units import parse_duration
-    from sim.docs import human_duration
+    from capsim.models.units import parse_duration
+    from capsim.models.units import human_duration
     measured, warmup = (parse_duration(v) if isinstance(v, str) else float(v) for v in (measured, warmup))
     fixed = [  # the plan's load; the user's --set come after, so they can change any of it
         "autoscaler=null", "schedule=null", "predictive=null", "workload.open_loop=[]",

@@ -3,21 +3,22 @@
 ``load(path, overrides)`` reads the file with ruamel.yaml's round-trip loader (mappings
 and sequences keep their line and column), applies ``--set dotted.path=value``
 overrides, then validates. Each pydantic error becomes a ``Problem`` placed at its YAML line and column
-(``sim.problems``).
+(``capsim.scenario.problems``).
 """
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from pydantic import ValidationError
 
-from sim.problems import MISSING, Problem, ScenarioError, dotted, get, problems_of, show, start
-from sim.scenario import Scenario
+from capsim.scenario.problems import MISSING, Problem, ScenarioError, dotted, get, problems_of, show, start
+from capsim.scenario.config import Scenario
+from capsim.scenario.slo import SLOConfig
+from capsim.scenario.yaml_io import plain, read_plain
 
-__all__ = ["load", "load_text", "Problem", "ScenarioError"]
+__all__ = ["load", "load_text", "load_slo", "Problem", "ScenarioError"]
 
 
 class _Bad(Exception):
@@ -44,7 +45,7 @@ def load(path, overrides: list[str] | None = None) -> Scenario:
 def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None) -> Scenario:
     """Like ``load`` for YAML text (empty text: the built-in defaults)."""
     tree = _parse(text, filename)
-    data = {} if tree is None else _plain(tree)
+    data = {} if tree is None else plain(tree)
     if not isinstance(data, dict):
         line, col = start(tree) or (None, None)
         raise ScenarioError([Problem(filename, line, col, message="expected a mapping of scenario fields "
@@ -75,18 +76,6 @@ def _parse(text: str, filename: str):
         raise ScenarioError([Problem(filename, line, col, message=f"YAML syntax error: {exc.problem or exc.context}")]) from None
     except YAMLError as exc:
         raise ScenarioError([Problem(filename, message=f"YAML syntax error: {exc}")]) from None
-
-
-def _plain(node):
-    """ruamel containers and scalars -> dict, list, str, int, float, bool, None (dates -> ISO text)."""
-    if isinstance(node, dict):
-        return {_plain(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    for kind in (bool, int, float, str):   # bool first: ruamel's ScalarBoolean is an int
-        if isinstance(node, kind):
-            return kind(node)
-    return node.isoformat() if isinstance(node, date) else node
 
 
 # -- overrides -----------------------------------------------------------------------
@@ -125,7 +114,7 @@ def _apply(data: dict, arg: str) -> tuple:
 
 def _override_value(text: str):
     try:
-        return _plain(YAML(typ="safe", pure=True).load(text))
+        return read_plain(text)
     except YAMLError as exc:
         raise _Bad("", f"YAML syntax error in the value: {getattr(exc, 'problem', None) or exc}") from None
 
@@ -143,3 +132,22 @@ def _put(node, seg, value) -> None:
         node.append(value)
     else:
         node[seg] = value
+
+
+# -- SLO files -----------------------------------------------------------------------
+def load_slo(path) -> SLOConfig:
+    """An SLOConfig from a YAML file: the ``slo`` mapping itself, or a file with a top-level ``slo:``."""
+    name = str(path)
+    try:
+        data = read_plain(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError([Problem(name, message="no such file")]) from None
+    except YAMLError as exc:
+        raise ScenarioError([Problem(name, message=f"YAML syntax error: {exc}")]) from None
+    if isinstance(data, dict) and set(data) >= {"slo"}:
+        data = data["slo"]
+    try:
+        return SLOConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ScenarioError([Problem(name, path=".".join(str(p) for p in e["loc"]),
+                                     message=e["msg"]) for e in exc.errors(include_url=False)]) from None

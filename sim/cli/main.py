@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.autoscaling import CodeNotAllowed
-from sim import cli_experiments as exp
-from sim.cli_common import (BUILTIN, duration, positive, report_options, scenario_of, seed, slo_of_args, slug,
+from capsim.models.autoscaling import CodeNotAllowed
+from capsim.cli import experiments as exp
+from capsim.cli.common import (BUILTIN, duration, positive, report_options, scenario_of, seed, slo_of_args, slug,
                              write_report)
-from sim.loader import ScenarioError
-from sim.summary_text import format_summary
+from capsim.scenario.loader import ScenarioError
+from capsim.results.text import format_summary
 
 __all__ = ["main", "format_summary"]
 
@@ -139,7 +139,7 @@ def _experiment_options(parser: argparse.ArgumentParser, slo: bool = True) -> No
 
 def _cluster_ok(args) -> bool:
     """With --cluster (or DASK_SCHEDULER_ADDRESS), Dask distributed must be importable."""
-    from sim.parallel import cluster_address
+    from capsim.experiments.parallel import cluster_address
     parallel = args.command in ("compare", "sweep", "plan") or getattr(args, "replications", None)
     if not parallel or cluster_address(getattr(args, "cluster", None)) is None:
         return True
@@ -153,15 +153,15 @@ def _cluster_ok(args) -> bool:
 
 # -- commands ---------------------------------------------------------------------------
 def _run(args) -> int:
-    import sim
-    from sim.slo import evaluate, format_slo, slo_of
+    import capsim
+    from capsim.results.slo import evaluate, format_slo, slo_of
     scenario = scenario_of(args.file, args.overrides)
     slo = slo_of_args(args)
     out = Path(args.out) if args.out else Path("capsim-out") / slug(scenario.name)
     if args.replications:
         return exp.replications(args, scenario, slo, out)
     try:
-        result = sim.run(scenario, args.seed, allow_code=args.allow_code)
+        result = capsim.run(scenario, args.seed, allow_code=args.allow_code)
     except CodeNotAllowed as exc:
         print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
         return 2
@@ -190,7 +190,7 @@ def _report(args) -> int:
 
 
 def _validate(args) -> int:
-    from sim.checks import warnings
+    from capsim.scenario.checks import warnings
     scenario = scenario_of(args.file, args.overrides)
     for text in warnings(scenario):
         print(f"warning: {text}")
@@ -199,12 +199,12 @@ def _validate(args) -> int:
 
 
 def _schema(args) -> int:
-    from sim.docs import schema_text
+    from capsim.scenario.docs import schema_text
     return _emit(schema_text(), args.out)
 
 
 def _docs(args) -> int:
-    from sim.docs import markdown
+    from capsim.scenario.docs import markdown
     return _emit(markdown(), args.out)
 
 
@@ -217,5 +217,3 @@ def _emit(text: str, out: str | None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
