@@ -1,10 +1,14 @@
 """PostgreSQL behind ``pg.Pool``: per-instance pools, a global connection cap, a server.
 
-Pool (as node-postgres ``pg.Pool``): an idle connection is reused (last released
-first); otherwise, below ``max``, a new one is opened (``connect_time``); otherwise
-the request waits FIFO for a release, for at most ``acquire_timeout`` (0 = forever),
-then fails with ``pool_timeout``. A connection idle for ``idle_timeout`` closes, so a
-later burst pays the connect time again (never below ``min`` connections).
+Pool (as node-postgres ``pg.Pool`` 3.x, one per Node process): an idle connection is
+reused (last released first); otherwise, below ``max``, a new one is opened
+(``connect_time`` off the loop, then ``event_loop.connect_cpu`` on it); otherwise the
+request waits FIFO for a release, for at most ``acquire_timeout`` (0 = forever), then
+fails with ``pool_timeout``. A connection is released when the handler that holds it
+runs again after its last query (a task on the event loop, ``models.process``); a
+waiter gets it at once, and sends its query when that task ends. A connection idle
+for ``idle_timeout`` closes, so a later burst pays the connect time again (never below
+``min`` connections).
 
 Server (as PostgreSQL): opening a connection when ``max_connections`` are open fails
 ("too many clients") and the request ends with ``db_refused``. The server runs at most
@@ -18,6 +22,7 @@ running instances.
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,10 +80,10 @@ class Database:
         self.pools: list[Pool] = []
         self.connections = 0          # open or opening, all pools
         self.refused = 0
-        self.active = 0               # queries on the server
+        self.active = 0               # queries on the server (without slot limits: until their answer arrives)
         self.slots = config.concurrency
         self.queue: deque = deque()   # queries waiting for a slot
-        self.busy_area = 0.0
+        self.busy_area = 0.0          # query-seconds (unlimited slots: added when a query starts)
         self._t_busy = kernel.now
         self.rtt = config.rtt
         self.down = False             # an outage: connections fail, open ones are broken
@@ -98,15 +103,21 @@ class Database:
         return True
 
     def query(self, req) -> None:
-        """Run ``req``'s next query; the pool continues when it is done."""
-        if self.slots is None or self.active < self.slots:
+        """Run ``req``'s next query; its process handles the reply when it arrives."""
+        if self.down:
+            req.in_db = False
+            req.proc.fail(req, DB_ERROR)
+            return
+        if self.slots is None:        # no slots to free: one event, when the reply reaches the process
+            q = req.queries[req.qi]
+            self.busy_area += q
+            self.active += 1
+            k = self.kernel
+            heappush(k.heap, (k.now + q + self.rtt, next(k.seq), self._on_answer, req))
+        elif self.active < self.slots:
             self._start(req)
         else:
             self.queue.append(req)
-
-    def _fill(self) -> None:
-        while self.queue and (self.slots is None or self.active < self.slots):
-            self._start(self.queue.popleft())
 
     def _start(self, req) -> None:
         k = self.kernel
@@ -119,40 +130,43 @@ class Database:
         self.active -= 1
         if self.queue:
             self._start(self.queue.popleft())
-        req.qi += 1
-        if self.rtt > 0:       # the answer travels back; the server slot is already free
-            self.kernel.after(self.rtt, self._on_answer, req)
-        else:
-            req.inst.pools[req.db].query_done(req)
+        self.kernel.after(self.rtt, self._on_answer, req)      # the answer travels back; the slot is free
 
     def _answer(self, req) -> None:
-        req.inst.pools[req.db].query_done(req)
+        if self.slots is None:
+            self.active -= 1
+        req.qi += 1
+        req.proc.reply(req)
 
     def release_slots(self, events) -> None:
         """Queries whose completion events were taken out (their client died) free their slots."""
         for handler, _ in events:
-            if handler == self._on_query_done:
+            if handler == self._on_query_done or (handler == self._on_answer and self.slots is None):
                 self._account(self.kernel.now)
                 self.active -= 1
-        self._fill()
+        while self.queue and self.slots is not None and self.active < self.slots:
+            self._start(self.queue.popleft())
 
     def outage(self, duration: float) -> None:
-        """The server goes away for ``duration``: every request in its database step fails."""
+        """The server goes away for ``duration``: every request waiting on it gets an error."""
         self.down = True
-        events = self.kernel.remove(lambda handler, arg: isinstance(arg, Request) and arg.in_db)
+        mine = (self._on_query_done, self._on_answer)
+        events = self.kernel.remove(lambda handler, arg: isinstance(arg, Request) and arg.in_db
+                                    and (handler in mine or getattr(handler, "__self__", None) in self.pools))
         victims = {id(r): r for _, r in events}
         for pool in self.pools:
             victims.update((id(r), r) for r in pool.abandon(events))
         for req in victims.values():
             req.in_db = req.waiting = False
-            req.inst.finish(req, DB_ERROR)
+            req.proc.fail(req, DB_ERROR)
         self.kernel.after(duration, self._recover, None)
 
     def _recover(self, _) -> None:
         self.down = False
 
     def _account(self, now: float) -> None:
-        self.busy_area += self.active * (now - self._t_busy)
+        if self.slots is not None:
+            self.busy_area += self.active * (now - self._t_busy)
         self._t_busy = now
 
     def sample(self, t0: float, t1: float, prefix: str = "db") -> dict:
@@ -168,10 +182,10 @@ class Database:
 
 
 class Pool:
-    """One instance's ``pg.Pool``."""
+    """One process's ``pg.Pool``."""
 
-    def __init__(self, kernel, db: Database, config: PoolConfig, instance):
-        self.kernel, self.db, self.config, self.instance = kernel, db, config, instance
+    def __init__(self, kernel, db: Database, config: PoolConfig, proc):
+        self.kernel, self.db, self.config, self.proc = kernel, db, config, proc
         self.max, self.min = config.max, config.min
         self.idle_timeout = config.idle_timeout if config.idle_timeout > 0 else float("inf")
         self.idle: list[float] = []       # release times of idle connections, oldest first
@@ -180,6 +194,9 @@ class Pool:
         self.waiters: deque = deque()
         self.waiting = 0                  # live waiters (the deque may hold timed-out ones)
         self.timeouts = 0
+        self.gen = 0                      # a crash or outage writes every connection off and starts a new generation
+        self.held = 0.0                   # connection-seconds in use, up to _t_held
+        self._t_held = kernel.now
         self.wait_hist = None             # LogHistogram of acquire times (set by the model)
         self._on_connected, self._on_refused = self._connected, self._refused
         self._on_unreachable = self._unreachable
@@ -205,15 +222,26 @@ class Pool:
             self.total -= n
             self.db.connections -= n
 
+    def _use(self, now: float, delta: int) -> None:
+        self.held += self.in_use * (now - self._t_held)
+        self._t_held = now
+        self.in_use += delta
+
+    def held_seconds(self, now: float) -> float:
+        """Connection-seconds in use, ever (for the pool's busy share)."""
+        return self.held + self.in_use * (now - self._t_held)
+
+    # -- acquire ------------------------------------------------------------------------------
     def acquire(self, req) -> None:
         idle, now = self.idle, self.kernel.now
         req.t_wait = now
         req.in_db = True
+        req.gen = self.gen
         if idle and idle[0] <= now - self.idle_timeout:
             self.expire(now)
         if idle:
             idle.pop()
-            self.in_use += 1
+            self._use(now, 1)
             self.wait_hist.counts[0] += 1
             self.db.query(req)
         elif self.total < self.max:
@@ -235,37 +263,19 @@ class Pool:
         self.kernel.after(next(db.connect_time), handler, req)
 
     def _connected(self, req) -> None:
-        self.in_use += 1
-        self.wait_hist.add(self.kernel.now - req.t_wait)
-        self.db.query(req)
+        now = self.kernel.now
+        self._use(now, 1)
+        self.wait_hist.add(now - req.t_wait)
+        self.proc.connected(req)          # connect_cpu on the loop, then the query
 
     def _refused(self, req, outcome: int = DB_REFUSED) -> None:
         self.total -= 1
         req.in_db = False
-        self.instance.finish(req, outcome)
+        self.proc.fail(req, outcome)
         self._serve_waiter_by_opening()
 
     def _unreachable(self, req) -> None:
         self._refused(req, DB_ERROR)
-
-    def abandon(self, events) -> list:
-        """Its instance died or the server went away: close every connection.
-
-        ``events`` were taken out of the calendar; returns the requests that were
-        queued here or at the server (their events were not in the calendar).
-        """
-        db, inst = self.db, self.instance
-        mine = [(h, r) for h, r in events if r.inst is inst]
-        db.release_slots(mine)
-        queued = [r for r in db.queue if r.inst is inst]
-        if queued:
-            db.queue = deque(r for r in db.queue if r.inst is not inst)
-        waiters = [r for r in self.waiters if r.waiting]
-        connecting = sum(1 for h, _ in mine if h == self._on_connected)   # counted by the server
-        db.connections -= len(self.idle) + self.in_use + connecting
-        self.idle, self.total, self.in_use = [], 0, 0
-        self.waiters, self.waiting = deque(), 0
-        return queued + waiters
 
     def _timeout(self, req) -> None:
         if req.waiting:
@@ -274,33 +284,39 @@ class Pool:
             self.timeouts += 1
             req.in_db = False
             self.wait_hist.add(self.kernel.now - req.t_wait)
-            self.instance.finish(req, POOL_TIMEOUT)
+            self.proc.fail(req, POOL_TIMEOUT)
 
-    def query_done(self, req) -> None:
-        if req.qi < len(req.queries):
-            self.db.query(req)
-            return
+    # -- release ------------------------------------------------------------------------------
+    def release(self, req):
+        """``req``'s handler releases its connection: returns the waiter it goes to (None: idle)."""
         req.in_db = False
-        self._release()
-        self.instance.after_db(req)
-
-    def _release(self) -> None:
-        self.in_use -= 1
+        if req.gen != self.gen:
+            return None                   # written off by a crash or an outage since it was taken
         waiters = self.waiters
         while waiters:
             nxt = waiters.popleft()
             if nxt.waiting:
                 nxt.waiting = False
+                nxt.gen = self.gen
                 self.waiting -= 1
-                self.wait_hist.add(self.kernel.now - nxt.t_wait)
-                self.in_use += 1
-                self.db.query(nxt)
-                return
-        if self.total > self.max:   # the pool shrank (dynamic policy): close it
+                return nxt                # in use still; it sends its query when the releasing task ends
+        now = self.kernel.now
+        self._use(now, -1)
+        if self.total > self.max:         # the pool shrank (dynamic policy): close it
             self.total -= 1
             self.db.connections -= 1
         else:
-            self.idle.append(self.kernel.now)
+            self.idle.append(now)
+        return None
+
+    def resume(self, heir) -> None:
+        """The waiter a released connection went to runs now: it sends its query."""
+        self.wait_hist.add(self.kernel.now - heir.t_wait)
+        if heir.gen != self.gen:          # the connection was written off meanwhile
+            heir.in_db = False
+            self.proc.fail(heir, DB_ERROR)
+            return
+        self.db.query(heir)
 
     def _serve_waiter_by_opening(self) -> None:
         waiters = self.waiters
@@ -311,3 +327,25 @@ class Pool:
             nxt.waiting = False
             self.waiting -= 1
             self._open(nxt)
+
+    # -- faults -------------------------------------------------------------------------------
+    def abandon(self, events) -> list:
+        """Its process died or the server went away: close every connection.
+
+        ``events`` were taken out of the calendar; returns the requests that were
+        queued here or at the server (their events were not in the calendar).
+        """
+        db, proc = self.db, self.proc
+        mine = [(h, r) for h, r in events if getattr(r, "proc", None) is proc]
+        db.release_slots(mine)
+        queued = [r for r in db.queue if r.proc is proc]
+        if queued:
+            db.queue = deque(r for r in db.queue if r.proc is not proc)
+        waiters = [r for r in self.waiters if r.waiting]
+        connecting = sum(1 for h, _ in mine if h == self._on_connected)   # counted by the server
+        db.connections -= len(self.idle) + self.in_use + connecting
+        self._use(self.kernel.now, -self.in_use)
+        self.idle, self.total = [], 0
+        self.waiters, self.waiting = deque(), 0
+        self.gen += 1
+        return queued + waiters

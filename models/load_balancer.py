@@ -3,6 +3,11 @@
 Render balances round robin; least-connections and random are offered for comparison.
 An instance takes traffic only once it is started and healthy (``Fleet`` adds it to
 ``ready``) and stops taking new requests when it begins to drain.
+
+``latency`` is the time a response spends outside the server: client to instance
+(network, Render's proxy, the kernel) and back. It adds to every response's latency
+and never occupies the server; the server's own work (HTTP parse, the write) is the
+event loop's (``instances.event_loop``).
 """
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from capsim.models.distributions import uniforms
+from capsim.models.distributions import Constant, Distribution, uniforms
 
 __all__ = ["LoadBalancerConfig", "LoadBalancer"]
 
@@ -19,6 +24,8 @@ class LoadBalancerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     policy: Literal["round_robin", "least_connections", "random"] = Field(
         "round_robin", description="how a request picks its instance (Render: round_robin)")
+    latency: Distribution = Field(Constant(value=0.0), description="time outside the server per response: client to "
+                                  "instance and back (network, proxy), added to its latency")
 
 
 class LoadBalancer:

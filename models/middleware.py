@@ -3,8 +3,9 @@
 Order as in an Express app: the shedder (the seed's per-instance RPS breaker) answers
 with the maintenance fallback (``shed``); then ``express-rate-limit`` answers 429
 (``rate_limited``) for a client over its tier's limit. A rejected request still costs
-``reject_cpu`` on a worker (the middleware runs on the event loop) before it leaves.
+``instances.reject_cpu`` on the event loop (``models.process``) before it leaves.
 Requests without a client (open-loop traffic without a flow) are not rate limited.
+Each Node process has its own in-memory stores; a Redis store is shared by all.
 """
 from __future__ import annotations
 
@@ -14,40 +15,36 @@ __all__ = ["Gate"]
 
 
 class Gate:
-    """Called by the instance for each request; False when it was turned away."""
+    """Called by the process for each request; False (and ``req.verdict``) when it was turned away."""
 
-    def __init__(self, kernel, shedder, limiter, reject_cpu: float):
-        self.kernel, self.shedder, self.limiter, self.reject_cpu = kernel, shedder, limiter, reject_cpu
+    def __init__(self, kernel, shedder, limiter):
+        self.kernel, self.shedder, self.limiter = kernel, shedder, limiter
 
     def __call__(self, req) -> bool:
         now = self.kernel.now
         if self.shedder is not None and not self.shedder.admit(now):
-            return self._reject(req, SHED)
+            req.verdict = SHED
+            return False
         lim = self.limiter
         if lim is not None and req.tier is not None and req.client is not None \
                 and not lim.allow(req.tier, req.client, now):
-            return self._reject(req, RATE_LIMITED)
+            req.verdict = RATE_LIMITED
+            return False
         return True
-
-    def _reject(self, req, outcome: int) -> bool:
-        req.stage, req.verdict = 2, outcome
-        req.inst.cpu(req, self.reject_cpu)
-        return False
 
 
 class Middleware:
-    """Equips each instance with its cache, rate limiter, load shedder and circuit breaker.
+    """Equips each Node process with its cache, rate limiter, load shedder and circuit breaker.
 
     Stores follow the configuration: an in-memory cache or rate-limit store belongs to
-    one instance and starts empty on a new or restarted instance; a Redis one is shared.
+    one process and starts empty on a new or restarted instance; a Redis one is shared.
     Keeps the statistics of all of them for the time series and the summary.
     """
 
-    def __init__(self, kernel, cache, rate_limit, breaker, reject_cpu: float):
+    def __init__(self, kernel, cache, rate_limit, breaker):
         from capsim.models.cache import CacheStore, class_index
         from capsim.models.rate_limit import RateLimiter
         self.kernel, self.cache_cfg, self.rate_cfg, self.breaker_cfg = kernel, cache, rate_limit, breaker
-        self.reject_cpu = reject_cpu
         self.classes = list(class_index(cache)) if cache is not None else []
         self.shared_cache = CacheStore(cache) if cache is not None and cache.store == "redis" else None
         self.shared_limiter = RateLimiter(rate_limit, 0.0) if rate_limit is not None and rate_limit.store == "redis" else None
@@ -59,24 +56,24 @@ class Middleware:
         if self.shared_cache is not None:
             self.shared_cache.available = True
 
-    def equip(self, inst) -> None:
-        """Fresh state for a started or restarted instance."""
+    def equip(self, proc) -> None:
+        """Fresh state for a process of a started or restarted instance."""
         from capsim.models.cache import CacheStore
         from capsim.models.circuit_breaker import CircuitBreaker, LoadShedder
         from capsim.models.rate_limit import RateLimiter
         now = self.kernel.now
         if self.cache_cfg is not None:
-            inst.cache = self.shared_cache or self._keep(self.caches, CacheStore(self.cache_cfg))
-            inst.cache_rtt = self.cache_cfg.redis_rtt if self.cache_cfg.store == "redis" else 0.0
-            inst.cache.available = getattr(inst.cache, "available", True)
+            proc.cache = self.shared_cache or self._keep(self.caches, CacheStore(self.cache_cfg))
+            proc.cache_rtt = self.cache_cfg.redis_rtt if self.cache_cfg.store == "redis" else 0.0
+            proc.cache.available = getattr(proc.cache, "available", True)
         shedder = limiter = None
         if self.breaker_cfg is not None:
-            inst.breaker = self._keep(self.breakers, CircuitBreaker(self.breaker_cfg))
+            proc.breaker = self._keep(self.breakers, CircuitBreaker(self.breaker_cfg))
             if self.breaker_cfg.shed_rps is not None:
                 shedder = self._keep(self.shedders, LoadShedder(self.breaker_cfg))
         if self.rate_cfg is not None:
             limiter = self.shared_limiter or self._keep(self.limiters, RateLimiter(self.rate_cfg, now))
-        inst.gate = Gate(self.kernel, shedder, limiter, self.reject_cpu) if shedder or limiter else None
+        proc.gate = Gate(self.kernel, shedder, limiter) if shedder or limiter else None
 
     @staticmethod
     def _keep(registry: list, obj):

@@ -24,8 +24,8 @@ OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable", "db_error", "cras
 class Request:
     """Per-request state; all random draws are made at arrival (common random numbers)."""
     __slots__ = ("t0", "endpoint", "cpu_pre", "cpu_post", "queries", "qi", "client",
-                 "flow", "inst", "stage", "waiting", "t_wait", "in_db", "done", "cls", "key", "tier",
-                 "db", "verdict")   # verdict: the outcome the middleware gave it (set only then)
+                 "flow", "inst", "proc", "stage", "then", "heir", "waiting", "t_wait", "in_db", "gen", "done",
+                 "cls", "key", "tier", "db", "verdict")
 
     def __init__(self, t0, endpoint, cpu_pre, cpu_post, queries, client, flow):
         self.t0 = t0              # arrival time at the load balancer (s)
@@ -37,15 +37,20 @@ class Request:
         self.client = client      # session id (or None for open-loop traffic)
         self.flow = flow          # (source, step) for multi-request flows, else None
         self.inst = None          # the instance serving it
-        self.stage = 0            # 0: before the database step, 1: after it, 2: turned away
+        self.proc = None          # the process (event loop) serving it
+        self.stage = 0            # the event-loop task it is in or queued for (models.process)
+        self.then = 0             # what its task does when it ends (models.process)
+        self.heir = None          # the request its task handed its connection to (sends when the task ends)
         self.waiting = False      # queued for a pool connection
         self.t_wait = 0.0         # when it asked for a connection
         self.in_db = False        # between asking for a connection and releasing it
+        self.gen = 0              # the pool generation its connection belongs to (a crash or outage starts a new one)
         self.done = False         # its outcome is recorded (a timed-out one may still run)
         self.cls = -1             # cache class index (-1: not cached)
         self.key = 0              # cache key within its class
         self.tier = None          # rate-limit tier name, or None
         self.db = 0               # 0: the primary; k > 0: read replica k
+        self.verdict = 0          # the outcome its response will carry
 
 
 DB_FAILURES = frozenset((POOL_TIMEOUT, DB_REFUSED, DB_ERROR))   # failures of the protected database call

@@ -81,7 +81,7 @@ class Sockets:
         if inst is None or inst not in self.fleet.lb.ready:
             self.route(req)
             return
-        self.route(req, inst)
+        self.route(req, inst, s[0])
 
     # -- instance lost ---------------------------------------------------------------------
     def lost(self, inst) -> None:

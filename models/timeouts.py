@@ -18,7 +18,7 @@ __all__ = ["TimeoutSweeper"]
 class TimeoutSweeper:
     def __init__(self, timeout: float, timed_out, tick: float = 1.0):
         self.timeout, self.tick = timeout, tick
-        self._timed_out = timed_out           # timed_out(req, timeout): record the outcome
+        self.record = timed_out               # record(req, timeout): record the outcome
         self.pending: deque = deque()         # requests in arrival order (some already done)
         self.track = self.pending.append
 
@@ -30,4 +30,4 @@ class TimeoutSweeper:
             while pending and (pending[0].done or pending[0].t0 <= limit):
                 req = pending.popleft()
                 if not req.done:
-                    self._timed_out(req, timeout)
+                    self.record(req, timeout)

@@ -1,16 +1,18 @@
 """Plain SimPy reference model: the baseline that ``python -m capsim.bench`` compares against.
 
 It models Poisson arrivals (``rate`` req/s, from t=0 until ``horizon``; none at or
-after it) spread round robin over ``instances`` instances. Each instance has one
-FIFO worker (``simpy.Resource(capacity=1)``) and a connection pool
-(``simpy.Resource(capacity=pool_max)``). Each request is ONE SimPy process:
+after it) spread round robin over ``instances`` instances, each one Node.js process:
+its event loop is a ``simpy.PriorityResource(capacity=1)`` (FIFO; a continuation that
+runs right after the current callback, as a promise's does, asks at priority 0), and
+its ``pg.Pool`` a ``simpy.Resource(capacity=pool_max)``. Each request is ONE SimPy process:
 
-1. CPU slice 1 ~ Exp(mean ``cpu_mean``) holding the worker, then release it;
-2. with probability ``p_miss``, borrow a pool connection, waiting at most
-   ``acquire_timeout`` s (if not granted the request is cancelled and the request
-   ends as "pool_timeout"); if granted, run a query ~ Exp(mean ``query_mean``)
-   on an unbounded database (a plain timeout), then return the connection;
-3. CPU slice 2 ~ Exp(mean ``cpu_mean``) holding the worker again; outcome "ok".
+1. on the loop: CPU slice 1 ~ Exp(mean ``cpu_mean``); without a database step (1 -
+   ``p_miss``) slice 2 ~ Exp(mean ``cpu_mean``) follows at once (no await between);
+2. otherwise it asks the pool for a connection, waiting at most ``acquire_timeout`` s
+   (not granted: the timeout's callback answers "pool_timeout" on the loop); a connection
+   handed over by a release is used only once the releasing callback is done (priority
+   0); the query ~ Exp(mean ``query_mean``) runs on an unbounded database;
+3. its result is a callback on the loop: the connection is released, then slice 2; "ok".
 
 After the horizon the environment runs until empty, so every arrival completes.
 It is a deliberately straightforward, idiomatic implementation: no tricks either way.
@@ -30,7 +32,7 @@ def run_reference(seed: int = 1, rate: float = 500.0, horizon: float = 600.0,
                   p_miss: float = 0.2, cpu_mean: float = 0.004,
                   query_mean: float = 0.015) -> dict:
     env = simpy.Environment()
-    workers = [simpy.Resource(env, capacity=1) for _ in range(instances)]
+    workers = [simpy.PriorityResource(env, capacity=1) for _ in range(instances)]
     pools = [simpy.Resource(env, capacity=pool_max) for _ in range(instances)]
     # One stream per purpose; string seeds are hashed with SHA-512 by random.Random,
     # so they are deterministic regardless of PYTHONHASHSEED.
@@ -42,21 +44,31 @@ def run_reference(seed: int = 1, rate: float = 500.0, horizon: float = 600.0,
 
     def request(worker, pool):
         arrival = env.now
-        with worker.request() as req:
-            yield req
+        with worker.request(priority=1) as loop:
+            yield loop
             yield env.timeout(rng_cpu1.expovariate(1.0 / cpu_mean))
-        if rng_miss.random() < p_miss:
-            # Leaving the with-block calls conn.cancel() if the connection was not
-            # granted, and releases it if it was.
-            with pool.request() as conn:
-                result = yield conn | env.timeout(acquire_timeout)
-                if conn not in result:
-                    outcomes["pool_timeout"] += 1
-                    latencies.append(env.now - arrival)
-                    return
-                yield env.timeout(rng_query.expovariate(1.0 / query_mean))
-        with worker.request() as req:
-            yield req
+            if rng_miss.random() >= p_miss:            # no database step: slice 2 in the same callback
+                yield env.timeout(rng_cpu2.expovariate(1.0 / cpu_mean))
+                outcomes["ok"] += 1
+                latencies.append(env.now - arrival)
+                return
+        asked = env.now
+        conn = pool.request()
+        result = yield conn | env.timeout(acquire_timeout)
+        if conn not in result:
+            conn.cancel()
+            with worker.request(priority=1) as loop:   # the timeout's callback answers 503
+                yield loop
+            outcomes["pool_timeout"] += 1
+            latencies.append(env.now - arrival)
+            return
+        if env.now > asked:                            # handed over: runs after the releasing callback
+            with worker.request(priority=0) as loop:
+                yield loop
+        yield env.timeout(rng_query.expovariate(1.0 / query_mean))
+        with worker.request(priority=1) as loop:       # the result is a callback on the loop
+            yield loop
+            pool.release(conn)
             yield env.timeout(rng_cpu2.expovariate(1.0 / cpu_mean))
         outcomes["ok"] += 1
         latencies.append(env.now - arrival)

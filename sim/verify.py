@@ -45,7 +45,7 @@ def queueing(r: int) -> list[str]:
     out.append(_row("M/M/1 utilisation", lam / mu, [s["cpu_util_mean"] for s in runs]))
     runs, sc = _runs("mmc", r)
     ep = next(iter(sc.workload.endpoints.values()))
-    lam, mu, c = sc.workload.open_loop[0].rate, 1 / ep.cpu_pre.mean, sc.instances.workers
+    lam, mu, c = sc.workload.open_loop[0].rate, 1 / ep.cpu_pre.mean, sc.instances.threads
     out.append(_row(f"M/M/{c} mean wait (s) [Erlang C {erlang_c(c, lam / mu):.3f}]", mmc_mean_wait(lam, mu, c),
                     [s["latency_ms"]["mean"] / 1000 - 1 / mu for s in runs]))
     runs, sc = _runs("pool_mmc_timeout", r)

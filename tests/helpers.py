@@ -16,23 +16,7 @@ class Driver:
         self.model = m = Model(sc, seed=seed)
         self.log: list[tuple[Request, str, float]] = []
         self.probes: dict[float, object] = {}
-        original = m._done
-
-        def done(req, outcome):
-            if not req.done:         # a timed-out request finishing later is not recorded again
-                self.log.append((req, OUTCOMES[outcome], m.kernel.now))
-            return original(req, outcome)
-
-        m._done = m.fleet._done = done   # before run(): instances take fleet._done when started
-        if m.sweeper is not None:        # a timeout is recorded by the sweeper, not by _done
-            recorded = m.sweeper._timed_out
-
-            def timed_out(req, timeout):
-                if not req.done:
-                    self.log.append((req, "timeout", m.kernel.now))
-                recorded(req, timeout)
-
-            m.sweeper._timed_out = timed_out
+        m.watch(on_done=lambda req, outcome, now: self.log.append((req, OUTCOMES[outcome], now)))
 
     @property
     def fleet(self):
@@ -70,12 +54,7 @@ def conserved(s: dict) -> bool:
 
 
 def arrivals_log(model) -> list:
-    """Wrap ``model._arrive`` (called by ``route`` for every request) to keep each request."""
-    seen, original = [], model._arrive
-
-    def arrive(req):
-        seen.append(req)
-        original(req)
-
-    model._arrive = arrive
+    """Every request that arrives (``Model.watch``), in arrival order."""
+    seen: list = []
+    model.watch(on_arrive=seen.append)
     return seen

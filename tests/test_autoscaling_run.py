@@ -429,10 +429,11 @@ def test_validate_warning_fires_with_its_arithmetic(tmp_path, capsys, data, frag
 @pytest.mark.parametrize("name, fields", [
     ("launch.yaml", {"rate_limit.limits"}),
     ("growth.yaml", {"rate_limit.limits", "rate_limit.store"}),
-    ("fullscale.yaml", {"rate_limit.limits", "rate_limit.store", "database.pool.max"})])
+    ("fullscale.yaml", {"rate_limit.limits", "rate_limit.store", "database.pool.max", "autoscaler.cpu_up"})])
 def test_validate_seed_scenarios_warn_only_about_the_seeds_own_contradictions(tmp_path, capsys, name, fields):
     """The seed's tier limits against its 0.5 req/s per user, its per-instance rate-limit
-    store, its 10 x 20 connections against 100: nothing else."""
+    store, its 10 x 20 connections against 100, its 70% CPU rule on a 2-vCPU Pro instance
+    running one Node process (at most 50%): nothing else."""
     code, out = validate(tmp_path, capsys, file=ROOT / "scenarios" / name)
     assert code == 0 and out.endswith("ok\n")
     paths = {w.removeprefix("warning: ").split(":")[0] for w in warnings_of(out)}

@@ -44,14 +44,14 @@ SCENARIOS = {
     "pool_overload": lambda: Scenario.model_validate({
         "horizon": 1500, "warmup": 300, "metrics": {"interval": 30},
         "workload": _open_loop(200.0, DB_EP),
-        "instances": {"count": 2, "workers": 2},
+        "instances": {"count": 2, "plan": "pro", "threads": 2},
         "database": {"pool": {"max": 3, "acquire_timeout": 0.5}}}),
     # 3 instances x pool 20 against a server that accepts 5 connections: refusals;
     # short idle timeout so connections close and are reopened (and refused) all the time
     "db_refused": lambda: Scenario.model_validate({
         "horizon": 1500, "warmup": 300, "metrics": {"interval": 30},
         "workload": _open_loop(150.0, DB_EP),
-        "instances": {"count": 3, "workers": 1},
+        "instances": {"count": 3},
         "load_balancer": {"policy": "least_connections"},
         "database": {"max_connections": 5, "pool": {"max": 20, "idle_timeout": 1.0}}}),
     # Artillery-style flows: each arrival is a user issuing 3 requests in a row (default
@@ -128,12 +128,12 @@ def test_model_state_at_horizon(name):
     assert m.metrics.in_system == sum(inst.in_flight for inst in m.fleet.instances)
     cfg = m.scenario.database
     for inst in m.fleet.instances:
-        p = inst.pool
-        assert 0 <= p.in_use and p.in_use + len(p.idle) <= p.total <= p.max
-        assert p.waiting == sum(1 for r in p.waiters if r.waiting)
-        assert p.in_use + p.waiting <= inst.in_flight
+        for p in inst.primary_pools():
+            assert 0 <= p.in_use and p.in_use + len(p.idle) <= p.total <= p.max
+            assert p.waiting == sum(1 for r in p.waiters if r.waiting)
+        assert sum(p.in_use + p.waiting for p in inst.primary_pools()) <= inst.in_flight
     assert 0 <= m.db.connections <= cfg.max_connections
-    assert m.db.connections <= sum(inst.pool.total for inst in m.fleet.instances)  # + opens pending refusal
+    assert m.db.connections <= sum(p.total for inst in m.fleet.instances for p in inst.primary_pools())
 
 
 def test_scenarios_exercise_what_they_claim():

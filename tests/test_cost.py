@@ -75,7 +75,7 @@ def test_pro_plan():
     expected = 2 * 25.0 * 48 / 730
     assert abs(exact_cost(model) - expected) < 1e-9 and s["cost_usd"] == round(expected, 4)
     assert s["instance_hours_by_plan"] == {"pro": 96.0}
-    assert model.fleet.workers == 2   # the plan's vCPUs
+    assert all(i.vcpus == 2 and len(i.procs) == 1 for i in model.fleet.instances)   # one Node process on 2 vCPUs
 
 
 def test_custom_plan_and_extras():
@@ -90,7 +90,7 @@ def test_custom_plan_and_extras():
     assert s["cost_compute_usd"] == round(compute, 4)
     assert s["cost_usd"] == round(compute + extras, 4)
     assert s["instance_hours_by_plan"] == {"big": 96.0}
-    assert model.fleet.workers == 4
+    assert all(i.vcpus == 4 for i in model.fleet.instances)
     # the time series includes the extras in every interval (whole run, warm-up included)
     rows = model.metrics.rows
     assert abs(rows[-1]["cost_usd_cum"] - (2 * 100.0 + 35.0) * 3 * D / MONTH_S) < 1e-9

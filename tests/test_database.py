@@ -1,16 +1,20 @@
 """pg.Pool semantics and the database server, on exact small traces with constant times.
 
-A tiny driver calls ``pool.acquire(req)`` at chosen times with a fake instance that
-records ``after_db`` (the database step is over) and ``finish`` (the request failed).
-Defaults below: connect_time 20 ms, rtt 1 ms, so a query of q seconds on a fresh
-connection ends at t + 0.02 + 0.001 + q, and on a reused one at t + 0.001 + q.
+A tiny driver calls ``pool.acquire(req)`` at chosen times on a real Node process whose
+event loop costs nothing (no handler CPU, no event-loop overheads), so a request's
+database step ends when it finishes; a fake instance records every finish (time,
+outcome). Defaults below: connect_time 20 ms, rtt 1 ms, so a query of q seconds on a
+fresh connection ends at t + 0.02 + 0.001 + q, and on a reused one at t + 0.001 + q.
+The event loop's own effect on the pool (hold times, hand-over) is in tests/test_event_loop.py.
 """
 import numpy as np
 import pytest
 
 import capsim
 from capsim.models.database import Database, DatabaseConfig, Pool
-from capsim.models.request import DB_REFUSED, POOL_TIMEOUT, Request
+from capsim.models.event_loop import EventLoopConfig
+from capsim.models.process import Process
+from capsim.models.request import DB_REFUSED, OK, POOL_TIMEOUT, Request
 from capsim.engine.kernel import Kernel
 from capsim.engine.model import Model
 from capsim.scenario.config import Scenario
@@ -20,17 +24,18 @@ C, RTT = 0.02, 0.001
 
 
 class FakeInstance:
+    """Records how each request ended: ``after`` the ok ones, ``finished`` the failures."""
+
     def __init__(self, kernel, name="i"):
         self.kernel, self.name = kernel, name
-        self.pool = None
-        self.after = []      # (time, req)
-        self.finished = []   # (time, req, outcome)
-
-    def after_db(self, req):
-        self.after.append((self.kernel.now, req))
+        self.after = []      # (time, req): its database step (and so the request) is over
+        self.finished = []   # (time, req, outcome): it failed
 
     def finish(self, req, outcome):
-        self.finished.append((self.kernel.now, req, outcome))
+        if outcome == OK:
+            self.after.append((self.kernel.now, req))
+        else:
+            self.finished.append((self.kernel.now, req, outcome))
 
 
 class Rig:
@@ -42,9 +47,10 @@ class Rig:
         self.insts = []
         for i in range(pools):
             inst = FakeInstance(self.k, f"i{i}")
-            inst.pool = Pool(self.k, self.db, self.db.config.pool, inst)
+            inst.proc = Process(self.k, inst, 0, EventLoopConfig(), 1, 1.0, 0.0)
+            inst.pool = inst.proc.pool = Pool(self.k, self.db, self.db.config.pool, inst.proc)
             inst.pool.wait_hist = LogHistogram()
-            inst.pools = [inst.pool]
+            inst.proc.pools = [inst.pool]
             self.insts.append(inst)
         self.opens = 0
         orig = self.db.try_open
@@ -60,7 +66,7 @@ class Rig:
 
     def req(self, t, *queries, inst=0, name=None):
         r = Request(t, 0, 0.0, 0.0, list(queries), name, None)
-        r.inst = self.insts[inst]
+        r.inst, r.proc = self.insts[inst], self.insts[inst].proc
         self.k.at(t, self.insts[inst].pool.acquire, r)
         return r
 

@@ -241,7 +241,7 @@ def test_plan_stops_at_the_smallest_passing_count():
     tried = [t for t in plan.tried if t["level"] == "busy"]
     counts = [t["count"] for t in tried]
     assert counts == list(range(1, busy["cheapest"]["count"] + 1))     # upwards, stopping at the first pass
-    assert tried[0]["note"].startswith("skipped: CPU demand 1.18 vCPU")  # 400 rps x 2.95 ms on 1 worker
+    assert tried[0]["note"].startswith("skipped: CPU demand 1.18 s/s >= 1 event-loop")  # 400 rps x 2.95 ms on one loop
     assert [t["passed"] for t in tried] == [False] * (len(tried) - 1) + [True]
     text = plan.format()
     assert "average response <= 200 ms and error rate <= 1%" in text and "busy" in text

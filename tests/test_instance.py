@@ -1,63 +1,42 @@
-"""Instances: FCFS workers (Kiefer-Wolfowitz), busy-time accounting, cpu_util, worker count."""
+"""Instances and processes: the FCFS event-loop queue, busy-time accounting, CPU as the
+platform measures it, processes and speed, and what an autoscaler sees around a crash."""
 import heapq
 import random
 from collections import deque
 
+import numpy as np
 import pytest
 
-import capsim
-import numpy as np
-
-from capsim.models.fleet import Fleet
-from capsim.models.instance import Instance, InstancesConfig
-from capsim.models.pricing import DEFAULT_PLANS, Plan
-from capsim.models.request import OK, Request
 from capsim.engine.kernel import Kernel
 from capsim.engine.model import Model
+from capsim.models.event_loop import EventLoopConfig
+from capsim.models.fleet import Fleet
+from capsim.models.instance import Instance, InstancesConfig, loop_capacity
+from capsim.models.pricing import DEFAULT_PLANS, Plan
+from capsim.models.process import Process
+from capsim.models.request import OK, Request
+from capsim.results.result import summarize
 from capsim.scenario.config import Scenario
 
 
-class _FakePool:
-    in_use = waiting = total = 0
+class _Inst:
+    """Records finishes for a bare process."""
 
-    def resize(self, n):
-        pass
+    def __init__(self, kernel):
+        self.kernel, self.done = kernel, []
 
-    def acquire(self, req):
-        raise AssertionError("no request here needs the database")
+    def finish(self, req, outcome):
+        self.done.append((self.kernel.now, req, outcome))
 
 
-def _instance(workers=1):
+def _process(threads=1, **loop):
     k = Kernel()
-    done = []
-    inst = Instance(k, 0, "standard", workers, _FakePool(), lambda req, out: done.append((k.now, req, out)))
-    return k, inst, done
+    inst = _Inst(k)
+    return k, inst, Process(k, inst, 0, EventLoopConfig(**loop), threads, 1.0, 0.0)
 
 
 def _req(t, pre, post=0.0, name=None):
     return Request(t, 0, pre, post, None, name, None)
-
-
-def test_one_worker_fcfs_exact_two_slices():
-    """a: pre [0, 1], its post slice rejoins the queue at 1 behind b's pre [1, 2] -> [2, 2.5];
-    b: post joins at 2 -> [2.5, 3]; c arrives to an idle worker at 5 -> done at 6.5."""
-    k, inst, done = _instance(1)
-    for t, name in [(0.0, "a"), (0.2, "b"), (5.0, "c")]:
-        k.at(t, inst.accept, _req(t, 1.0, 0.5, name))
-    k.run(10)
-    assert [(t, r.client, o) for t, r, o in done] == [(2.5, "a", OK), (3.0, "b", OK), (6.5, "c", OK)]
-    assert inst.in_flight == 0
-
-
-def test_one_worker_back_to_back_queue():
-    k, inst, done = _instance(1)
-    for i in range(5):
-        k.at(0.0, inst.accept, _req(0.0, 0.1, 0.0, i))
-    k.run(1)
-    # FIFO; a post slice of zero work needs no worker, so each leaves when its slice ends
-    assert [r.client for _, r, _ in done] == [0, 1, 2, 3, 4]
-    assert [t for t, _, _ in done] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
-    assert inst.in_flight == 0
 
 
 def _brute_fcfs(arrivals, durations, c):
@@ -88,82 +67,66 @@ def _brute_fcfs(arrivals, durations, c):
     return end
 
 
-@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_kiefer_wolfowitz_equals_brute_force_fcfs(workers, seed):
+def test_the_event_loop_queue_is_fcfs(threads, seed):
+    """The process's queue against a brute-force FCFS c-server queue, exactly (same float sums)."""
     rng = random.Random(seed)
-    n = 400
-    t, arrivals = 0.0, []
+    n, t, arrivals = 400, 0.0, []
     for _ in range(n):
-        t += rng.expovariate(workers * 1.0 / 0.9)            # load 0.9: long queues form
+        t += rng.expovariate(threads * 1.0 / 0.9)            # load 0.9: long queues form
         arrivals.append(round(t, 2) if rng.random() < 0.3 else t)   # some ties on a grid
     arrivals.sort()
     durations = [rng.expovariate(1.0) for _ in range(n)]
-    k, inst, done = _instance(workers)
-    reqs = []
+    k, inst, proc = _process(threads)
     for i, (a, d) in enumerate(zip(arrivals, durations)):
-        r = _req(a, d, 0.0, i)
-        r.stage = 1                      # a single slice: its end finishes the request
-        inst.in_flight += 1
-        r.inst = inst
-        reqs.append(r)
-        k.at(a, lambda r: inst.cpu(r, r.cpu_pre), r)
+        k.at(a, proc.accept, _req(a, d, 0.0, i))
     k.run(1e9)
-    got = {r.client: t for t, r, _ in done}
-    expect = _brute_fcfs(arrivals, durations, workers)
-    assert len(got) == n
-    assert [got[i] for i in range(n)] == expect       # exact: the same float sums
+    got = {r.client: t for t, r, o in inst.done if o == OK}
+    assert [got[i] for i in range(n)] == _brute_fcfs(arrivals, durations, threads)
 
 
-def test_take_busy_one_worker_carries_work_over():
-    k, inst, _ = _instance(1)
-    r1, r2 = _req(0.5, 1.0), _req(1.2, 0.6)
-    r1.stage = r2.stage = 1
-    inst.in_flight = 2
-    k.at(0.5, lambda r: inst.cpu(r, 1.0), r1)            # [0.5, 1.5]
-    k.at(1.2, lambda r: inst.cpu(r, 0.6), r2)            # [1.5, 2.1]
+def test_busy_time_counts_work_done_by_now_and_a_crash_loses_the_rest():
+    k, inst, proc = _process()
+    k.at(0.5, proc.accept, _req(0.5, 1.0))                 # [0.5, 1.5]
+    k.at(1.2, proc.accept, _req(1.2, 0.6))                 # [1.5, 2.1]
     k.run(1.0)
-    assert inst.take_busy(1.0) == pytest.approx(0.5)
-    assert inst.queued_cpu(1.0) == pytest.approx(0.5)
+    assert proc.busy_total(1.0) == pytest.approx(0.5)
     k.run(2.0)
-    assert inst.take_busy(2.0) == pytest.approx(1.0)     # 0.5 of the first + 0.5 of the second
-    k.run(3.0)
-    assert inst.take_busy(3.0) == pytest.approx(0.1)
-    assert inst.take_busy(4.0) == pytest.approx(0.0)
+    assert proc.busy_total(2.0) == pytest.approx(1.5)
+    k.remove(lambda h, a: True)                           # a crash at 2.0: its events are taken out
+    proc.reset(2.0)
+    assert proc.busy_total(2.0) == pytest.approx(1.5) and proc.busy_total(5.0) == pytest.approx(1.5)
+    assert (proc.running, len(proc.queue), proc.ends) == (0, 0, [])
 
 
-def test_take_busy_two_workers_with_queue():
-    k, inst, _ = _instance(2)
-    for i in range(3):                                   # A [0,1], B [0,1], A [1,2]
-        r = _req(0.0, 1.0)
-        r.stage = 1
-        inst.in_flight += 1
-        k.at(0.0, lambda r: inst.cpu(r, 1.0), r)
-    k.run(0.5)
-    assert inst.queued_cpu(0.5) == pytest.approx(2.0)
-    parts = [inst.take_busy(0.5)]
-    k.run(1.5)
-    parts.append(inst.take_busy(1.5))
-    k.run(3.0)
-    parts.append(inst.take_busy(3.0))
-    assert parts == pytest.approx([1.0, 1.5, 0.5])
-    assert sum(parts) == pytest.approx(3.0)
-
-
-def _fleet(workers=1):
+def _fleet(**config):
     class _LB:
         ready = []
     k = Kernel()
     done = []
-    fleet = Fleet(k, InstancesConfig(workers=workers), DEFAULT_PLANS, _LB(), lambda inst: _FakePool(),
+
+    class _Pool:
+        in_use = waiting = total = max = 0
+
+        def resize(self, n):
+            pass
+
+        def held_seconds(self, now):
+            return 0.0
+
+    def make_pool(proc):
+        proc.pool = _Pool()
+        proc.pools = [proc.pool]
+    fleet = Fleet(k, InstancesConfig(**config), DEFAULT_PLANS, _LB(), make_pool,
                   lambda req, out: done.append((k.now, req, out)), np.random.default_rng(0))
     return k, fleet, done
 
 
-def test_fleet_sample_cpu_util_deterministic():
-    """One worker: a pre [0, 0.4], post [0.4, 0.6]; b (at 0.5) pre [0.6, 0.9], post [0.9, 0.9].
-    [0, 0.5]: busy 0.5 -> 1.0; [0.5, 1.0]: 0.1 + 0.3 -> 0.8; [1.0, 2.0]: 0."""
-    k, fleet, done = _fleet(1)
+def test_fleet_sample_cpu_util_and_loop_queue_deterministic():
+    """Standard, one loop: a (pre 0.4, post 0.2) runs [0, 0.6] in one task; b (at 0.5) [0.6, 0.9].
+    [0, 0.5]: busy 0.5 -> 1.0; [0.5, 1.0]: 0.1 + 0.3 -> 0.8; [1.0, 2.0]: 0. At 0.5 b is queued."""
+    k, fleet, done = _fleet()
     inst = fleet.start(ready_after=0.0)
     k.at(0.0, inst.accept, _req(0.0, 0.4, 0.2, "a"))
     k.at(0.5, inst.accept, _req(0.5, 0.3, 0.0, "b"))
@@ -172,15 +135,15 @@ def test_fleet_sample_cpu_util_deterministic():
         k.at(b, lambda ab: rows.append(fleet.sample(*ab)), (a, b))
     k.run(2.0)
     assert [r["cpu_util"] for r in rows] == pytest.approx([1.0, 0.8, 0.0])
-    # at 0.5, b (scheduled first) has already committed [0.6, 0.9]: backlog 0.1 + 0.3
-    assert [r["cpu_backlog_s"] for r in rows] == pytest.approx([0.4, 0.0, 0.0])
+    assert [r["elu"] for r in rows] == pytest.approx([1.0, 0.8, 0.0])
+    assert [r["loop_queue"] for r in rows] == [1, 0, 0]
     assert [(t, r.client) for t, r, _ in done] == [(pytest.approx(0.6), "a"), (pytest.approx(0.9), "b")]
 
 
-def test_fleet_sample_two_workers_half_busy():
-    k, fleet, _ = _fleet(2)
+def test_fleet_sample_two_threads_on_two_vcpus_half_busy():
+    k, fleet, _ = _fleet(plan="pro", threads=2)
     inst = fleet.start(ready_after=0.0)
-    k.at(0.0, inst.accept, _req(0.0, 3.0, 0.0))          # one of two workers busy [0, 3]
+    k.at(0.0, inst.accept, _req(0.0, 3.0, 0.0))          # one of two threads busy [0, 3]
     rows = []
     for a, b in [(0.0, 1.0), (1.0, 2.0), (2.0, 4.0)]:
         k.at(b, lambda ab: rows.append(fleet.sample(*ab)), (a, b))
@@ -188,67 +151,75 @@ def test_fleet_sample_two_workers_half_busy():
     assert [r["cpu_util"] for r in rows] == pytest.approx([0.5, 0.5, 0.25])
 
 
-def _scenario(plan="pro", workers=None, count=2, horizon=30.0, interval=2.5, **extra):
-    inst = {"count": count, "plan": plan}
-    if workers is not None:
-        inst["workers"] = workers
+def _scenario(plan="pro", count=2, horizon=30.0, interval=2.5, **inst):
     return Scenario.model_validate({
-        "horizon": horizon, "warmup": 0, "metrics": {"interval": interval}, "instances": inst,
+        "horizon": horizon, "warmup": 0, "metrics": {"interval": interval},
+        "instances": {"count": count, "plan": plan, **inst},
         "workload": {"sessions": None,
                      "open_loop": [{"phases": [{"duration": horizon - 5, "arrivalRate": 400}]}],
                      "endpoints": {"api": {"cpu_pre": {"dist": "exponential", "mean": 0.003},
-                                           "cpu_post": 0.001, "queries": 1, "query_time": 0.004}}},
-        **extra})
+                                           "cpu_post": 0.001, "queries": 1, "query_time": 0.004}}}})
 
 
-def test_cpu_util_in_timeseries_equals_recorded_cpu_work():
-    """Record every CPU slice's [start, end] as it is committed; each interval's cpu_util
-    must equal the slices' overlap with it over workers x instances x interval."""
-    sc = _scenario()
-    model = Model(sc, seed=2)
-    fleet = model.fleet
-    slices = []
-    orig_start = type(fleet).start
-
-    def start(*a, **kw):
-        inst = orig_start(fleet, *a, **kw)
-        orig_cpu = inst.cpu
-
-        def cpu(req, seconds, inst=inst, orig_cpu=orig_cpu):
-            s = max(inst.free_at[0], model.kernel.now)
-            slices.append((s, s + seconds))
-            orig_cpu(req, seconds)
-        inst.cpu = cpu
-        return inst
-
-    fleet.start = start
+def test_cpu_in_the_time_series_adds_up_to_the_loops_work():
+    """Every request finishes before the horizon: the time series' CPU-seconds equal the
+    handlers' slices plus the loop's own work (request, response, query, wake-ups, connections)."""
+    loop = {"request_cpu": 0.0002, "response_cpu": 0.0003, "query_cpu": 0.0001, "wakeup_cpu": 0.00005,
+            "connect_cpu": 0.001}
+    model = Model(_scenario(processes=2, event_loop=loop), seed=2)
+    reqs = []
+    model.watch(on_arrive=reqs.append)
     model.run()
-    rows = model.metrics.rows
-    summary = capsim.summarize(model)
-    assert summary["requests"]["in_flight_end"] == 0
-    n = summary["requests"]["completed"]
-    assert len(slices) == 2 * n > 5000
-    assert fleet.workers == 2 and len(fleet.running) == 2
-    cap = 2 * 2
-    total = 0.0
-    for r in rows:
-        a, b = r["t_start"], r["t_end"]
-        busy = sum(max(0.0, min(e, b) - max(s, a)) for s, e in slices)
-        assert r["cpu_util"] == pytest.approx(busy / (cap * (b - a)), rel=1e-9, abs=1e-12)
-        total += r["cpu_util"] * cap * (b - a)
-    assert total == pytest.approx(sum(e - s for s, e in slices), rel=1e-9)
+    s = summarize(model)
+    assert s["requests"]["in_flight_end"] == 0 and s["requests"]["completed"] == len(reqs) > 5000
+    procs = [p for i in model.fleet.instances for p in i.procs]
+    opened = sum(p.pool.total for p in procs)                 # connections opened (none closed in 30 s)
+    expect = (sum(r.cpu_pre + r.cpu_post for r in reqs) + len(reqs) * (0.0002 + 0.0003 + 0.0001)
+              + sum(p.wakeups for p in procs) * 0.00005 + opened * 0.001)
+    assert sum(p.handler for p in procs) == pytest.approx(sum(r.cpu_pre + r.cpu_post for r in reqs), rel=1e-9)
+    cap = 2 * 2                                               # two Pro instances x 2 vCPUs
+    total = sum(r["cpu_util"] * cap * (r["t_end"] - r["t_start"]) for r in model.metrics.rows)
+    assert total == pytest.approx(expect, rel=1e-9)
+    assert 0 < sum(p.wakeups for p in procs) < 2 * len(reqs)   # arrivals and replies that found the loop idle
 
 
-@pytest.mark.parametrize("plan, workers, expect", [("standard", None, 1), ("pro", None, 2), ("standard", 3, 3),
-                                                   ("pro", 1, 1)])
-def test_default_workers_from_plan(plan, workers, expect):
-    model = Model(_scenario(plan=plan, workers=workers, count=1, horizon=10.0), seed=1).run()
-    assert model.fleet.workers == expect
-    assert all(len(i.free_at) == expect for i in model.fleet.instances)
+@pytest.mark.parametrize("plan, processes, threads, speed, capacity", [
+    ("standard", 1, 1, 1.0, 1.0), ("pro", 1, 1, 1.0, 1.0), ("pro", 2, 1, 1.0, 2.0), ("pro", 4, 1, 0.5, 2.0),
+    ("tiny", 1, 1, 0.5, 0.5), ("tiny", 1, 2, 0.25, 0.5)])
+def test_speed_and_capacity_from_vcpus(plan, processes, threads, speed, capacity):
+    plans = {**DEFAULT_PLANS, "tiny": Plan(vcpus=0.5, memory_gb=0.5, usd_per_month=1)}
+    cfg = InstancesConfig(plan=plan, processes=processes, threads=threads)
+    inst = Instance(Kernel(), 0, plan, plans[plan].vcpus, cfg, None)
+    assert inst.speed == speed and len(inst.procs) == processes
+    assert loop_capacity(cfg, plans[plan]) == capacity
+    assert inst.max_cpu() == pytest.approx(min(1.0, processes * threads * speed / plans[plan].vcpus))
 
 
-def test_fractional_vcpus_give_at_least_one_worker():
-    plans = {"tiny": Plan(vcpus=0.5, memory_gb=0.5, usd_per_month=1), "big": Plan(vcpus=4, memory_gb=8, usd_per_month=50)}
-    for plan, expect in [("tiny", 1), ("big", 4)]:
-        f = Fleet(Kernel(), InstancesConfig(plan=plan), plans, None, None, None, np.random.default_rng(0))
-        assert f.workers == expect
+def test_workers_is_an_error_that_says_what_replaced_it():
+    with pytest.raises(ValueError, match="processes"):
+        InstancesConfig.model_validate({"workers": 2})
+
+
+def test_the_policy_sees_the_real_cpu_after_a_crash():
+    """~30% CPU and one crash (restarted after 60 s): every observation the threshold policy
+    makes stays near 0.3 (it once saw 237% and scaled out: busy time was counted over the
+    whole window but capacity only since the restart)."""
+    seen = []
+
+    class Spy:
+        interval, window = 15.0, 300.0
+
+        def decide(self, obs):
+            seen.extend(v.cpu for v in obs.instances if v.cpu is not None)
+            return None
+
+    sc = Scenario.model_validate({
+        "horizon": 1800, "warmup": 0,
+        "workload": {"sessions": None, "open_loop": [{"rate": 30.0}], "endpoints": {"x": {"cpu_pre": 0.01}}},
+        "cache": None, "rate_limit": None, "circuit_breaker": None, "sockets": None,
+        "faults": {"crashes": [{"at": 600, "instance": 0}]}})
+    model = Model(sc, seed=3, policy=Spy()).run()
+    assert model.faults.crashes == 1 and len(seen) > 100
+    assert max(seen) < 0.45 and min(seen) > 0.15, (min(seen), max(seen))
+    rows = [r for r in model.metrics.rows if r["cpu_util"] == r["cpu_util"]]
+    assert all(0.0 <= r["cpu_util"] <= 1.0 for r in rows)

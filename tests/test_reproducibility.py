@@ -82,10 +82,10 @@ class Recorder(Model):
         self.log: list[tuple] = []
         super().__init__(scenario, seed)
 
-    def route(self, req, inst=None) -> None:
+    def route(self, req, inst=None, session=None) -> None:
         self.log.append((req.t0, req.endpoint, req.client, req.cpu_pre, req.cpu_post,
                          tuple(req.queries) if req.queries is not None else None))
-        super().route(req, inst)
+        super().route(req, inst, session)
 
 
 def _record(sc: Scenario, seed: int = 3) -> Recorder:

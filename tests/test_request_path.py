@@ -70,7 +70,7 @@ def test_summary_feature_totals_cover_the_measurement_window():
     """results.py: 'Totals cover the measurement window [warmup, horizon]' (requests do).
     One event of each feature falls in the warm-up (0-100 s) and one after it; the summary's
     feature totals must count only the second, as requests.<outcome> does."""
-    sc = scenario(horizon=300.0, warmup=100.0, instances={"workers": 2, "request_timeout": 30},
+    sc = scenario(horizon=300.0, warmup=100.0, instances={"plan": "pro", "threads": 2, "request_timeout": 30},
                   rate_limit={"limits": {"auth": 1}},
                   circuit_breaker={"shed_rps": None},
                   cache={"invalidations": [], "classes": {"api_responses": {"ttl": 1000, "keys": 10}}},
@@ -143,7 +143,7 @@ def _crash_run(store):
                   faults={"crashes": [{"at": 300, "instance": 0}]})
     d = Driver(sc, seed=2)
     inst = d.fleet.instances
-    snap = lambda: [(i.cache, i.cache.size, i.cache.hits[0], i.cache.misses[0]) for i in inst]
+    snap = lambda: [(i.proc.cache, i.proc.cache.size, i.proc.cache.hits[0], i.proc.cache.misses[0]) for i in inst]
     for t in (300 - EPS, 300 + EPS, 360 + EPS, 390.0):
         d.probe(t, snap)
     d.probe(360 + 2 * EPS, lambda: inst[0] in d.fleet.lb.ready)
@@ -195,7 +195,7 @@ def test_redis_reads_add_redis_rtt_to_hits_and_misses(post):
         miss2 = d.send(30, query=0.005, post=post, cls=0, key=4)    # reuses the idle connection
         s = d.run()
         assert [d.outcome(r)[0] for r in (miss, hit, miss2)] == ["ok"] * 3
-        store_obj = d.fleet.instances[0].cache
+        store_obj = d.fleet.instances[0].proc.cache
         assert (store_obj.hits[0], store_obj.misses[0]) == (1, 2)
         lat[store] = [d.latency(r) for r in (miss, hit, miss2)]
         assert conserved(s)
@@ -250,7 +250,7 @@ def test_database_outage_opens_the_breaker_which_fails_fast_then_closes():
     no_db = [d.send(t) for t in (107, 121, 150)]
     trial = d.send(165, query=0.01)          # 165.001 - 104.521 > 60: half-open, the call passes and succeeds
     after = d.send(170, query=0.01)
-    breaker = lambda: d.fleet.instances[0].breaker
+    breaker = lambda: d.fleet.instances[0].proc.breaker
     d.probe(104.52, lambda: breaker().state)
     d.probe(104.522, lambda: breaker().state)
     s = d.run()
@@ -286,7 +286,7 @@ def test_breaker_recovery_boundary_in_a_run():
     d.run()
     assert d.outcome(still_open) == ("circuit_open", pytest.approx(164.001))
     assert d.outcome(trial)[0] == "ok"
-    assert d.fleet.instances[0].breaker.state == "closed"
+    assert d.fleet.instances[0].proc.breaker.state == "closed"
 
 
 def test_load_shedding_above_shed_rps_for_shed_duration():
@@ -340,7 +340,7 @@ def test_out_of_memory_ignored_is_only_reported():
 # ---------------------------------------------------------------- 8. server timeout
 @pytest.mark.parametrize("timeout", [60.0, None])
 def test_server_timeout_ends_the_request_but_not_its_work(timeout):
-    sc = scenario(horizon=300.0, instances={"workers": 1, "request_timeout": timeout})
+    sc = scenario(horizon=300.0, instances={"request_timeout": timeout})
     d = Driver(sc)
     a = d.send(10.3, cpu=100.0)       # runs 10.3 .. 110.3
     b = d.send(20.3, cpu=100.0)       # behind a: runs 110.3 .. 210.3
@@ -391,7 +391,7 @@ def test_read_replicas_split_the_database_load():
         served = sum(r[f"{prefix}_active_mean"] * (r["t_end"] - r["t_start"]) for r in rows)
         done = sum(1 for r in db_reqs if r.db == k and r.qi == 1)
         assert served == pytest.approx(0.004 * done, abs=0.004 * 2), prefix   # busy time = queries x 4 ms
-    assert all(len(i.pools) == 3 for i in m.fleet.instances)
+    assert all(len(i.proc.pools) == 3 for i in m.fleet.instances)
 
 
 def test_replica_max_connections_is_enforced():

@@ -81,7 +81,7 @@ def rates(name: str) -> tuple[float, float, int]:
     ep = next(iter(sc.workload.endpoints.values()))
     if ep.queries:
         return lam, 1.0 / ep.query_time.mean, sc.database.pool.max
-    return lam, 1.0 / ep.cpu_pre.mean, sc.instances.workers
+    return lam, 1.0 / ep.cpu_pre.mean, sc.instances.threads
 
 
 def check(values, theory, floor, label):

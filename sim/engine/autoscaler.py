@@ -1,9 +1,10 @@
 """The autoscaling controller: a SimPy process that runs a policy against the fleet.
 
 Every ``policy.interval`` seconds it builds an ``Observation`` of the managed instances
-(started and not draining; provisioning ones are not ready): CPU as the busy fraction
-of the instance's workers over the policy's ``window`` (counted from when it became
-ready), memory as a snapshot of the plan's memory in use, and requests per second
+(started and not draining; provisioning ones are not ready): CPU as the platform
+measures it (the processes' CPU over the instance's vCPUs) over the policy's ``window``,
+per second the instance served (provisioning and crashed time left out), memory as a
+snapshot of the plan's memory in use, and requests per second
 over the window. The decision is clamped to the effective bounds (``schedule`` may
 change them, and weekend/event pre-scaling raises the minimum; bounds apply even
 when the policy has no opinion). A predictive policy wraps the reactive one. Scaling up
@@ -44,7 +45,7 @@ class Controller:
         self.bounds = (min_instances, max_instances)
         self.schedule, self.prescaler = schedule, prescaler
         self.events: list[ScalingEvent] = []
-        self._history: dict[int, deque] = {}     # instance id -> (t, busy_total, accepted)
+        self._history: dict[int, deque] = {}     # instance id -> (t, cpu seconds, serving seconds, accepted)
         self._last_eval: float | None = None
 
     def process(self, env):
@@ -81,20 +82,23 @@ class Controller:
         return Observation(now=now, current=len(views), instances=views, min_instances=lo, max_instances=hi)
 
     def _view(self, inst, now: float) -> InstanceView:
+        """CPU (as the platform measures it: CPU over vCPUs) and requests per second over the
+        policy's window, per second the instance served (time down after a crash is left out)."""
         hist = self._history.get(inst.iid)
         if hist is None:   # counters start at zero when the instance starts
-            hist = self._history[inst.iid] = deque([(inst.started_at, 0.0, 0)])
-        hist.append((now, inst.busy_total(now), inst.accepted))
+            hist = self._history[inst.iid] = deque([(inst.started_at, 0.0, 0.0, 0)])
+        hist.append((now, inst.cpu_seconds(now), inst.up_seconds(now), inst.accepted))
         while len(hist) > 1 and hist[1][0] <= now - self.policy.window:
             hist.popleft()
         ready = inst in self.fleet.lb.ready
         cpu = rps = None
         if ready:
-            t0, busy0, acc0 = hist[0]
-            span = now - max(t0, inst.ready_at)    # no work is done before it is ready
+            _, cpu0, up0, acc0 = hist[0]
+            _, cpu1, up1, acc1 = hist[-1]
+            span = up1 - up0
             if span > 0:
-                cpu = (hist[-1][1] - busy0) / (inst.workers * span)
-                rps = (hist[-1][2] - acc0) / span
+                cpu = (cpu1 - cpu0) / (inst.vcpus * span)
+                rps = (acc1 - acc0) / span
         return InstanceView(ready=ready, age=now - inst.started_at, cpu=cpu,
                             memory=self.fleet.memory_util(inst), rps=rps,
                             since_ready=None if inst.ready_at is None else now - inst.ready_at)

@@ -24,8 +24,12 @@ REL_ERR = 0.005
 class Metrics:
     """Records requests on the hot path; closes intervals; keeps the window's totals."""
 
-    def __init__(self, kernel, interval: float, warmup: float, horizon: float, probes):
+    def __init__(self, kernel, interval: float, warmup: float, horizon: float, probes, outside=0.0):
+        """``outside``: seconds every response spends outside the server (a float), or an
+        endless iterator of such draws (one per response)."""
         self.kernel, self.interval, self.warmup, self.horizon = kernel, interval, warmup, horizon
+        self.outside = outside if isinstance(outside, float) else 0.0
+        self._outside = None if isinstance(outside, float) else outside
         self.probes = probes                      # callables (t0, t1) -> dict of columns
         proto = LogHistogram(rel_err=REL_ERR)
         self._inv, self._off, self._min, self._nb = proto.inv_log_gamma, proto.offset, proto.min_value, proto.nbuckets
@@ -63,7 +67,7 @@ class Metrics:
         self._area += self.in_system * (now - self._t)
         self._t = now
         self.in_system -= 1
-        lat = now - req.t0
+        lat = now - req.t0 + (self.outside if self._outside is None else next(self._outside))
         if lat >= self._min:
             i = int(ceil(log(lat) * self._inv)) - self._off
             if i >= self._nb:
@@ -79,7 +83,7 @@ class Metrics:
         """The client gave up at ``t0 + timeout`` (recorded now: a sweep tick later at most)."""
         if not req.done:
             req.done = True
-            self.done(_GaveUp(self.kernel.now - timeout), TIMEOUT)   # latency exactly ``timeout``
+            self.done(_GaveUp(self.kernel.now - timeout - self.outside), TIMEOUT)   # latency exactly ``timeout``
 
     # -- intervals --------------------------------------------------------------
     def ticks(self) -> list[float]:

@@ -10,6 +10,7 @@ import time
 from capsim.models.autoscaling import build_parts
 from capsim.models.autoscaling.fixed import Bounded, FixedConfig
 from capsim.models.database import Database, Pool
+from capsim.models.distributions import draws
 from capsim.models.faults import FaultInjector
 from capsim.models.fleet import Fleet
 from capsim.models.load_balancer import LoadBalancer
@@ -17,7 +18,7 @@ from capsim.models.middleware import Middleware
 from capsim.models.pricing import Billing
 from capsim.models.sockets import Sockets
 from capsim.models.timeouts import TimeoutSweeper
-from capsim.models.request import CRASHED, OUTCOMES, TERMINATED
+from capsim.models.request import CRASHED, OUTCOMES, TERMINATED, TIMEOUT
 from capsim.models.sources import OpenLoopSource, SessionSource
 from capsim.models.endpoints import RequestFactory
 from capsim.models.workload import Calendar
@@ -63,7 +64,9 @@ class Model:
     def _build_service(self) -> None:
         """Metrics, database, load balancer, fleet, and how a finished request is recorded."""
         sc, k, streams = self.scenario, self.kernel, self.streams
-        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[])
+        lat = sc.load_balancer.latency
+        outside = float(lat.value) if lat.dist == "constant" else draws(lat, streams.get("load_balancer.latency"))
+        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[], outside=outside)
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
@@ -76,7 +79,7 @@ class Model:
         self.replicas = [Database(k, sc.database.replica(), streams.get(f"replica.{i}.connect"))
                          for i in range(r.count)] if r else []
         self.lb = LoadBalancer(sc.load_balancer, streams.get("load_balancer"))
-        self.middleware = Middleware(k, sc.cache, sc.rate_limit, sc.circuit_breaker, sc.instances.reject_cpu)
+        self.middleware = Middleware(k, sc.cache, sc.rate_limit, sc.circuit_breaker)
         self.fleet = Fleet(k, sc.instances, sc.pricing.plans, self.lb, self._make_pool, self._done,
                            streams.get("fleet.provisioning"), self.middleware.equip)
 
@@ -127,24 +130,23 @@ class Model:
 
     def _cache_stores(self) -> list:
         m = self.middleware
-        return [m.shared_cache] if m.shared_cache is not None else [i.cache for i in self.fleet.running]
+        return [m.shared_cache] if m.shared_cache is not None else [c for i in self.fleet.running for c in i.caches()]
 
-    def _make_pool(self, instance):
-        pool = Pool(self.kernel, self.db, self.scenario.database.pool, instance)
-        pool.wait_hist = self.metrics.pool_wait
-        instance.pools = [pool]
-        for db in self.replicas:
-            replica_pool = Pool(self.kernel, db, db.config.pool, instance)
-            replica_pool.wait_hist = self.metrics.pool_wait
-            instance.pools.append(replica_pool)
-        return pool
+    def _make_pool(self, proc) -> None:
+        """A process's pg.Pool for the primary, and one per read replica."""
+        proc.pools = []
+        for db in [self.db, *self.replicas]:
+            pool = Pool(self.kernel, db, db.config.pool, proc)
+            pool.wait_hist = self.metrics.pool_wait
+            proc.pools.append(pool)
+        proc.pool = proc.pools[0]
 
     # -- request path -----------------------------------------------------------
-    def route(self, req, inst=None) -> None:
-        """A request reaches the load balancer (or, over a socket, its instance)."""
+    def route(self, req, inst=None, session=None) -> None:
+        """A request reaches the load balancer (or, over a socket, its instance and the session's process)."""
         self._arrive(req)
         if inst is not None:
-            inst.accept(req)
+            inst.accept(req, session)
         elif self.lb.ready:
             self.lb.pick().accept(req)
         else:
@@ -153,6 +155,37 @@ class Model:
     def _arrive_tracked(self, req) -> None:
         self.sweeper.track(req)
         self.metrics.arrive(req)
+
+    def watch(self, on_done=None, on_arrive=None) -> None:
+        """Before ``run()``: call ``on_arrive(req)`` for every request that arrives and
+        ``on_done(req, outcome, now)`` once for every outcome recorded (timeouts included),
+        e.g. to write a request log. Costs a function call per request."""
+        if on_arrive is not None:
+            arrive = self._arrive
+
+            def arrived(req):
+                on_arrive(req)
+                arrive(req)
+            self._arrive = arrived
+        if on_done is not None:
+            record, now = self._record, lambda: self.kernel.now
+
+            def recorded(req, outcome):
+                if record(req, outcome):
+                    on_done(req, outcome, now())
+                    return True
+                return False
+            self._record = recorded
+            self._done = self._done_with_flow if self._done == self._done_with_flow else recorded
+            self.fleet.done = self._done
+            if self.sweeper is not None:
+                timed_out = self.sweeper.record
+
+                def gave_up(req, timeout):
+                    if not req.done:
+                        on_done(req, TIMEOUT, now())
+                    timed_out(req, timeout)
+                self.sweeper.record = gave_up
 
     def _done_with_flow(self, req, outcome: int) -> None:
         """As Artillery: an HTTP error (429, 5xx) continues the user's flow; a network-level

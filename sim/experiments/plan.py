@@ -13,7 +13,8 @@ concurrent users is in steady state from minute 5: Poisson with mean ``users``; 
 session is one client for per-client rate limits), ``peak_users = users``; no
 autoscaler, schedule or prediction. ``overrides`` (``--set``) are applied after these,
 so any of them can be changed. Counts whose CPU demand
-(requests/s x mean CPU per request) reaches the instances' workers cannot meet any
+(requests/s x mean event-loop CPU per request) reaches what the instances' event loops
+can do (``models.instance.loop_capacity``) cannot meet any
 latency objective and are skipped without simulation; from the first feasible count
 each plan is searched upwards and stops at the first count that passes.
 """
@@ -28,6 +29,7 @@ import pandas as pd
 
 from capsim.experiments.replications import Job, run_all, replication_seeds, resolve
 from capsim.experiments.parallel import Progress
+from capsim.models.instance import loop_capacity
 from capsim.experiments.intervals import clean, mean_ci
 
 __all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request"]
@@ -44,10 +46,14 @@ def _mean(d) -> float:
 
 
 def cpu_per_request(scenario) -> float:
-    """Mean CPU seconds of a session request (the endpoint mix's weighted cpu_pre + cpu_post)."""
+    """Mean event-loop CPU seconds of a session request: the endpoint mix's weighted cpu_pre +
+    cpu_post, plus the loop's work per request and per query (``instances.event_loop``)."""
     eps = scenario.workload.endpoints.values()
+    loop = scenario.instances.event_loop
     w = sum(e.weight for e in eps)
-    return sum(e.weight * (_mean(e.cpu_pre) + _mean(e.cpu_post)) for e in eps) / w
+    per = sum(e.weight * (_mean(e.cpu_pre) + _mean(e.cpu_post) + e.queries * e.db_probability * loop.query_cpu)
+              for e in eps) / w
+    return per + loop.request_cpu + loop.response_cpu
 
 
 @dataclass
@@ -126,7 +132,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
     fixed = [  # the plan's load; the user's --set come after, so they can change any of it
         "autoscaler=null", "schedule=null", "predictive=null", "workload.open_loop=[]",
         "workload.sessions.daily_curve=flat", "workload.sessions.weekend_multiplier=1",
-        "workload.sessions.events=[]", "workload.sessions.session_length=5m", "instances.workers=null",
+        "workload.sessions.events=[]", "workload.sessions.session_length=5m",
         f"horizon={measured + warmup}", f"warmup={warmup}"] + list(overrides or [])
     base_sc = resolve(scenario, fixed)
     plans = list(plans or base_sc.pricing.plans)
@@ -144,13 +150,13 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
     for name, users, seed_rps, seed_n, seed_cost in levels:
         for p in plans:
             plan = base_sc.pricing.plans[p]
-            workers_per = max(1, int(round(plan.vcpus)))
+            per = loop_capacity(base_sc.instances, plan)
             demand = users * rate * cpu
-            first = max(1, math.floor(demand / workers_per) + 1)
+            first = max(1, math.floor(demand / per) + 1)
             for n in range(1, min(first, max_instances + 1)):
                 result.tried.append({"level": name, "users": users, "plan": p, "count": n,
                                      "monthly_cost_usd": n * plan.usd_per_month, "passed": False,
-                                     "note": f"skipped: CPU demand {demand:.2f} vCPU >= {n * workers_per} workers"})
+                                     "note": f"skipped: CPU demand {demand:.2f} s/s >= {n * per:g} event-loop seconds/s"})
             searches.append({"level": name, "users": users, "plan": p, "count": first, "open": first <= max_instances,
                              "found": None})
     while any(s["open"] for s in searches):

@@ -13,7 +13,7 @@ __all__ = ["warnings"]
 def warnings(sc) -> list[str]:
     out: list[str] = []
     for check in (_pool_vs_max_connections, _dynamic_pool, _flapping, _cooldown_vs_provisioning,
-                  _rate_limits_vs_users, _memory_rate_store):
+                  _rate_limits_vs_users, _memory_rate_store, _cpu_ceiling):
         out += check(sc)
     return out
 
@@ -23,10 +23,12 @@ def _max_instances(sc) -> int:
 
 
 def _pool_vs_max_connections(sc) -> list[str]:
-    pool, n, cap = sc.database.pool, _max_instances(sc), sc.database.max_connections
+    pool, cap, procs = sc.database.pool, sc.database.max_connections, sc.instances.processes
+    n = _max_instances(sc) * procs          # one pg.Pool per Node process
     if pool.policy != "static" or n * pool.max <= cap:
         return []
-    return [f"database.pool.max: up to {n} instances x pool max {pool.max} = {n * pool.max} connections "
+    who = f"{_max_instances(sc)} instances" if procs == 1 else f"{_max_instances(sc)} instances x {procs} processes"
+    return [f"database.pool.max: up to {who} x pool max {pool.max} = {n * pool.max} connections "
             f"> database.max_connections {cap}; under load, opens beyond {cap} fail (db_refused). "
             f"Fix: pool.max <= {cap // n}, or fewer instances, or a larger max_connections / a pooler"]
 
@@ -97,3 +99,36 @@ def _memory_rate_store(sc) -> list[str]:
     return [f"rate_limit.store: memory keeps a counter per instance; with round robin over up to {n} instances "
             f"a client gets up to {n} x its limit per window ({tier}: {n} x {limit} = {n * limit}). "
             f"Fix: store: redis (shared)"]
+
+
+def _cpu_targets(a) -> list[tuple[str, float]]:
+    """(field, CPU level as a fraction) of each CPU rule that needs the CPU to rise to act."""
+    if a is None:
+        return []
+    if a.policy == "threshold":
+        return [("autoscaler.cpu_up", a.cpu_up)]
+    if a.policy == "target" and a.cpu_target is not None:
+        return [("autoscaler.cpu_target", a.cpu_target)]
+    if a.policy == "hpa":
+        return [(f"autoscaler.metrics[{i}].target", m.target / 100) for i, m in enumerate(a.metrics) if m.type == "cpu"]
+    if a.policy == "step" and a.metric == "cpu" and a.comparison == "above":
+        return [("autoscaler.threshold", a.threshold / 100)]
+    return []
+
+
+def _cpu_ceiling(sc) -> list[str]:
+    """A CPU rule the platform's CPU metric can never reach: one Node process uses at most one vCPU."""
+    ic = sc.instances
+    plan = sc.pricing.plans[ic.plan]
+    threads = ic.processes * ic.threads
+    ceiling = min(1.0, min(1.0, plan.vcpus / threads) * threads * (1 + ic.event_loop.helper_cpu) / plan.vcpus)
+    out = []
+    for name, level in _cpu_targets(sc.autoscaler):
+        if level >= ceiling:
+            out.append(f"{name}: {level:.0%} CPU cannot be reached: {ic.processes} Node process(es) x {ic.threads} "
+                       f"thread(s) on the {ic.plan} plan's {plan.vcpus:g} vCPUs show at most {ceiling:.0%} "
+                       f"(each event loop uses one vCPU at most; helper threads add "
+                       f"{ic.event_loop.helper_cpu:.0%}), so this rule never scales up and a saturated instance "
+                       f"queues instead. Fix: instances.processes: {max(1, int(plan.vcpus))} (cluster/PM2), a plan "
+                       f"with fewer vCPUs, or a level below {ceiling:.0%}")
+    return out
