@@ -228,7 +228,8 @@ class Pool:
         self.in_use += delta
 
     def held_seconds(self, now: float) -> float:
-        """Connection-seconds in use, ever (for the pool's busy share)."""
+        """Connection-seconds held by handlers, ever (for the pool's busy share): from the moment a
+        handler has its connection (its continuation runs) to its release."""
         return self.held + self.in_use * (now - self._t_held)
 
     # -- acquire ------------------------------------------------------------------------------
@@ -292,6 +293,8 @@ class Pool:
         req.in_db = False
         if req.gen != self.gen:
             return None                   # written off by a crash or an outage since it was taken
+        now = self.kernel.now
+        self._use(now, -1)                # held by a handler no more (the heir holds it once it runs)
         waiters = self.waiters
         while waiters:
             nxt = waiters.popleft()
@@ -299,9 +302,7 @@ class Pool:
                 nxt.waiting = False
                 nxt.gen = self.gen
                 self.waiting -= 1
-                return nxt                # in use still; it sends its query when the releasing task ends
-        now = self.kernel.now
-        self._use(now, -1)
+                return nxt                # it sends its query when the releasing task ends
         if self.total > self.max:         # the pool shrank (dynamic policy): close it
             self.total -= 1
             self.db.connections -= 1
@@ -310,12 +311,14 @@ class Pool:
         return None
 
     def resume(self, heir) -> None:
-        """The waiter a released connection went to runs now: it sends its query."""
-        self.wait_hist.add(self.kernel.now - heir.t_wait)
+        """The waiter a released connection went to runs now: it holds the connection and sends its query."""
+        now = self.kernel.now
+        self.wait_hist.add(now - heir.t_wait)
         if heir.gen != self.gen:          # the connection was written off meanwhile
             heir.in_db = False
             self.proc.fail(heir, DB_ERROR)
             return
+        self._use(now, 1)
         self.db.query(heir)
 
     def _serve_waiter_by_opening(self) -> None:

@@ -40,6 +40,10 @@ class Constant(_Dist):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return np.full(size, self.value, dtype=np.float64)
 
+    def scaled(self, factor: float) -> Constant:
+        """The same shape with every value times ``factor`` (mean x factor, variance x factor^2)."""
+        return Constant(value=self.value * factor)
+
 
 class Exponential(_Dist):
     dist: Literal["exponential"] = "exponential"
@@ -51,6 +55,9 @@ class Exponential(_Dist):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.exponential(self.mean, size)
+
+    def scaled(self, factor: float) -> Exponential:
+        return Exponential(mean=self.mean * factor)
 
 
 class LogNormal(_Dist):
@@ -85,6 +92,9 @@ class LogNormal(_Dist):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.lognormal(self.mu, self.sigma, size)
 
+    def scaled(self, factor: float) -> LogNormal:
+        return LogNormal(mean=self.mean * factor, p99=self.p99 * factor)
+
 
 class Gamma(_Dist):
     """Gamma given its mean and coefficient of variation (shape = 1/cv^2, scale = mean*cv^2)."""
@@ -106,6 +116,9 @@ class Gamma(_Dist):
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.gamma(self.shape, self.scale, size)
+
+    def scaled(self, factor: float) -> Gamma:
+        return Gamma(mean=self.mean * factor, cv=self.cv)
 
 
 class Uniform(_Dist):
@@ -130,6 +143,9 @@ class Uniform(_Dist):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, size)
 
+    def scaled(self, factor: float) -> Uniform:
+        return Uniform(low=self.low * factor, high=self.high * factor)
+
 
 class Empirical(_Dist):
     """Resamples the given values uniformly with replacement."""
@@ -147,6 +163,9 @@ class Empirical(_Dist):
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         values = np.asarray(self.samples, dtype=np.float64)
         return values[rng.integers(len(values), size=size)]
+
+    def scaled(self, factor: float) -> Empirical:
+        return Empirical(samples=[v * factor for v in self.samples])
 
 
 _CLASSES = (Constant, Exponential, LogNormal, Gamma, Uniform, Empirical)

@@ -146,3 +146,13 @@ def test_draws_matches_sample(name):
     want = np.concatenate([dist.sample(rng, 64) for _ in range(4)])[:200].tolist()
     assert got == want
     assert all(type(v) is float for v in got)
+
+
+@pytest.mark.parametrize("dist", [Constant(value=0.004), Exponential(mean=0.004), LogNormal(mean=0.004, p99=0.02),
+                                  Gamma(mean=0.004, cv=0.5), Uniform(low=0.001, high=0.003),
+                                  Empirical(samples=[0.001, 0.002, 0.006])])
+def test_scaled_multiplies_the_mean_and_the_variance(dist):
+    s = dist.scaled(1.25)
+    assert s.dist == dist.dist
+    assert s.mean == pytest.approx(1.25 * dist.mean, rel=1e-12)
+    assert s.variance == pytest.approx(1.25 ** 2 * dist.variance, rel=1e-9)

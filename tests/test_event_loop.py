@@ -60,9 +60,10 @@ def test_a_result_waits_for_the_busy_loop_and_the_waiter_sends_after_the_releasi
     d.run()
     assert d.outcome(a) == ("ok", 1.5) and d.outcome(c) == ("ok", 1.2)
     assert d.outcome(b) == ("ok", pytest.approx(2.0))
-    assert d.probes[1.2 - EPS] == (1, 1) and d.probes[1.2 + EPS] == (1, 0)   # handed over, still in use
-    # held: a from its connection at 0.1 to its release at 1.2; b from 1.2 to 1.7
-    assert d.probes[2.5] == pytest.approx((1.2 - 0.1) + (1.7 - 1.2))
+    # at 1.2 a releases it and it goes to b, whose handler holds it only once it runs at 1.5
+    assert d.probes[1.2 - EPS] == (1, 1) and d.probes[1.2 + EPS] == (0, 0)
+    # held by handlers: a from its connection at 0.1 to its release at 1.2; b from 1.5 to 1.7
+    assert d.probes[2.5] == pytest.approx((1.2 - 0.1) + (1.7 - 1.5))
 
 
 def test_a_response_without_post_cpu_still_needs_the_loop_to_send_it():

@@ -1,0 +1,88 @@
+"""Fit a service-time distribution to a sample: maximum likelihood among capsim's families.
+
+Candidates (``scipy.stats`` fits, location fixed at 0): exponential, gamma and lognormal,
+plus the constant when the sample has (almost) no spread. The one with the smallest AIC
+(2k - 2 log L) is chosen; its Kolmogorov-Smirnov statistic is reported (the p-value is
+optimistic: the parameters were estimated from the same sample). Each result carries
+the sample size and the mean's 95% interval (Student t).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from capsim.models.distributions import Constant, Exponential, Gamma, LogNormal
+
+__all__ = ["Fit", "fit_distribution", "mean_interval", "MIN_SAMPLES"]
+
+MIN_SAMPLES = 20           # fewer values than this: no fit (the caller says how many it needs)
+_Z99 = stats.norm.ppf(0.99)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The chosen distribution (a capsim config object) and how well each candidate did."""
+    dist: object
+    family: str
+    n: int
+    mean: float
+    mean_ci: tuple[float, float]
+    ks: float
+    ks_p: float
+    aic: dict = field(default_factory=dict)        # family -> AIC of every candidate that could be fitted
+
+    def describe(self) -> str:
+        lo, hi = self.mean_ci
+        return (f"{self.family} (AIC among {', '.join(sorted(self.aic))}), n={self.n}, mean {self.mean:.6g} s "
+                f"[95% CI {lo:.6g}, {hi:.6g}], KS D={self.ks:.3f} p={self.ks_p:.3g}")
+
+
+def mean_interval(x: np.ndarray) -> tuple[float, float]:
+    """The mean's 95% Student-t interval."""
+    n = len(x)
+    if n < 2:
+        return (float("nan"), float("nan"))
+    half = stats.t.ppf(0.975, n - 1) * float(np.std(x, ddof=1)) / math.sqrt(n)
+    m = float(np.mean(x))
+    return (m - half, m + half)
+
+
+def _candidates(x: np.ndarray) -> dict:
+    """family -> (capsim distribution, frozen scipy distribution, number of parameters)."""
+    mean = float(np.mean(x))
+    out = {"exponential": (Exponential(mean=mean), stats.expon(scale=mean), 1)}
+    if np.all(x > 0):
+        a, _, scale = stats.gamma.fit(x, floc=0)
+        m, cv = a * scale, 1 / math.sqrt(a)
+        out["gamma"] = (Gamma(mean=m, cv=cv), stats.gamma(a, scale=scale), 2)
+        s, _, scale = stats.lognorm.fit(x, floc=0)
+        if s < _Z99:        # capsim's lognormal (mean, p99) holds sigma below z_0.99
+            m = scale * math.exp(s * s / 2)
+            p99 = scale * math.exp(s * _Z99)
+            out["lognormal"] = (LogNormal(mean=m, p99=p99), stats.lognorm(s, scale=scale), 2)
+    return out
+
+
+def fit_distribution(values) -> Fit:
+    """The maximum-likelihood fit with the smallest AIC (values in seconds, all >= 0)."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < MIN_SAMPLES:
+        raise ValueError(f"{len(x)} values: a distribution fit needs at least {MIN_SAMPLES}")
+    if np.any(x < 0):
+        raise ValueError(f"{int(np.sum(x < 0))} negative durations: expected values >= 0")
+    mean, ci = float(np.mean(x)), mean_interval(x)
+    if float(np.std(x)) <= 1e-9 * max(mean, 1e-12):
+        return Fit(Constant(value=mean), "constant", len(x), mean, ci, 0.0, 1.0, {"constant": float("nan")})
+    aic, fitted = {}, {}
+    for family, (dist, frozen, k) in _candidates(x).items():
+        ll = float(np.sum(frozen.logpdf(x)))
+        if math.isfinite(ll):
+            aic[family], fitted[family] = 2 * k - 2 * ll, (dist, frozen)
+    best = min(aic, key=aic.get)
+    dist, frozen = fitted[best]
+    ks = stats.kstest(x, frozen.cdf)
+    return Fit(dist, best, len(x), mean, ci, float(ks.statistic), float(ks.pvalue), aic)
