@@ -76,13 +76,16 @@ def test_reality_table_runs_on_one_level():
 def test_capsim_predicts_the_real_server():
     """Calibrated from the low-load runs alone, every level up to utilisation 0.5 within 15% (mean and
     p95); and given the loop's work per request as measured at each load (the diagnostic: what the
-    calibration could not know), every level up to 0.85 within 20%: the event-loop mechanisms hold."""
+    calibration could not know), every level within 15% up to 0.7 and within 25% at 0.85 (where the
+    calibration run's own estimate of the handler CPU, +2% for E1, is worth about 15%): the event-loop
+    mechanisms hold."""
     out = predict(DATA, replications=6, measured=300.0, workers=2, diagnose=True, experiments=["E1", "E2"])
     for lv in out["levels"]:
         if lv["level"] in ("u0.30", "u0.50"):
             assert lv["within_target"], lv
         for k in ("mean", "p95"):
-            assert abs(lv[k]["diagnostic_error"]) <= 0.20, (lv["experiment"], lv["level"], k, lv[k])
+            limit = 0.25 if lv["level"] == "u0.85" else 0.15
+            assert abs(lv[k]["diagnostic_error"]) <= limit, (lv["experiment"], lv["level"], k, lv[k])
     # the event-loop utilisation, measured three ways in the real server, at low load
     for r in out["experiments"]["E1"]["runs"][:4]:
         assert abs(r["predicted"]["elu"][0] - r["measured"]["elu"]) < 0.05
