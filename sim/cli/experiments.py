@@ -109,14 +109,16 @@ def sweep_cmd(args) -> int:
 
 
 SHORT_LABELS = {"monthly_cost_usd": "cost $/month", "latency_ms.mean": "latency mean ms",
-                "latency_ms.p95": "latency p95 ms", "error_rate": "error %", "slo.violation_minutes": "SLO violation min"}
+                "latency_ms.p95": "latency p95 ms", "server_error_rate": "server errors %",
+                "rejected_rate": "rejected (429) %", "slo.violation_minutes": "SLO violation min"}
 
 
 def format_sweep(table, params: list[str]) -> str:
     """One line per point: its parameters and the headline metrics' mean ± half-width."""
     import pandas as pd
     from capsim.experiments.compare import HEADLINE
-    show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "error_rate", "slo.violation_minutes"]
+    show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "server_error_rate", "rejected_rate",
+            "slo.violation_minutes"]
     rows, errors = [], []
     for _, g in table.groupby("point", sort=True):
         first = g.iloc[0]

@@ -63,7 +63,8 @@ class Model:
     def _build_service(self) -> None:
         """Metrics, database, load balancer, fleet, and how a finished request is recorded."""
         sc, k, streams = self.scenario, self.kernel, self.streams
-        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[])
+        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[],
+                               endpoints=list(sc.workload.endpoints))
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
