@@ -39,7 +39,7 @@ def replications(args, scenario, slo, out: Path) -> int:
             print(f"{name:<26} {short_number(c['mean'] * scale):>12} {ci:>25} {hw:>13} {c['n']:>3}")
         print(f"wrote      {out / 'replications.csv'}, {out / 'summary.json'} (replications block: every metric), "
               f"replication 1's timeseries.csv")
-    rc = write_report(out, args.images, quiet=args.quiet)
+    rc = write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
     return 130 if reps.interrupted else rc
 
 
@@ -73,7 +73,7 @@ def compare_cmd(args) -> int:
     files = result.write(out)
     print("wrote " + ", ".join(str(f) for f in files) + " (a/ and b/: each side's replications and replication 1's "
           "curves)")
-    rc = write_report(out, args.images)
+    rc = write_report(out, args.images, plotly_js=args.plotly_js)
     return 130 if result.interrupted else rc
 
 
@@ -101,7 +101,7 @@ def sweep_cmd(args) -> int:
         print(f"resumed: {a['jobs_resumed']} runs taken from {out / 'sweep_points.jsonl'}, {a['jobs_run']} run now")
     print(f"wrote {out / 'sweep.csv'}" + (f", {out / 'sweep.parquet'}" if (out / "sweep.parquet").exists() else "")
           + f", {out / 'sweep_points.jsonl'}")
-    rc = write_report(out, args.images)
+    rc = write_report(out, args.images, plotly_js=args.plotly_js)
     if a.get("interrupted"):
         print("interrupted: the table holds the runs that finished; rerun with --resume to complete it", file=sys.stderr)
         return 130
@@ -158,7 +158,7 @@ def plan_cmd(args) -> int:
     print(result.format())
     out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-plan"
     print("wrote " + ", ".join(str(f) for f in result.write(out)))
-    rc = write_report(out, args.images)
+    rc = write_report(out, args.images, plotly_js=args.plotly_js)
     return 130 if result.interrupted else rc
 
 

@@ -176,7 +176,7 @@ def _run(args) -> int:
         print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
               f"{out / 'scaling_events.csv'}, {out / 'latency_histogram.csv'}, {out / 'scenario.json'}")
-    return write_report(out, args.images, quiet=args.quiet)
+    return write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
 
 
 def _report(args) -> int:
@@ -185,7 +185,7 @@ def _report(args) -> int:
         print(f"capsim report: {folder}: no such folder", file=sys.stderr)
         return 2
     try:
-        return write_report(folder, args.images)
+        return write_report(folder, args.images, plotly_js=args.plotly_js)
     except FileNotFoundError as exc:
         print(f"capsim report: {exc}", file=sys.stderr)
         return 2
