@@ -34,7 +34,7 @@ all.forEach(function(gd){var fl=gd._fullLayout||{};var pts=0;(gd._fullData||[]).
 ["y","z"].forEach(function(k){if(t[k]&&t[k].length)pts+=t[k].length;});});
 function ax(a){return a?{type:a.type,range:a.range?[a.r2l(a.range[0]),a.r2l(a.range[1])]:null}:null;}
 out.figures.push({id:gd.id,traces:(gd._fullData||[]).length,points:pts,svg:gd.querySelectorAll(".main-svg").length,
-x:ax(fl.xaxis),y:ax(fl.yaxis)});});
+x:ax(fl.xaxis),y:ax(fl.yaxis),y2ticks:fl.yaxis2&&fl.yaxis2._vals?fl.yaxis2._vals.map(function(v){return v.x;}):null});});
 var figs=Array.prototype.slice.call(document.querySelectorAll(".capsim-time .plotly-graph-div"));
 function done(){var pre=document.createElement("pre");pre.id="capsim-check";pre.textContent=JSON.stringify(out);
 document.body.appendChild(pre);}
@@ -120,6 +120,12 @@ def test_latency_log_axis_stops_near_the_highest_limit(browser, reports, tmp_pat
     assert fig["y"]["type"] == "log"
     low, high = fig["y"]["range"]
     assert math.log10(2000) <= high < math.log10(2000) + 0.5 and low > -2
+
+
+def test_instance_axis_ticks_are_whole_numbers(browser, reports, tmp_path):
+    out = load(browser, reports / "run" / "report.html", tmp_path)
+    ticks = next(f for f in out["figures"] if f["id"] == "fig-load_capacity")["y2ticks"]
+    assert ticks and all(float(t).is_integer() for t in ticks) and len(set(ticks)) == len(ticks), ticks
 
 
 def test_shared_plotly_js_is_one_file_beside_the_reports(reports):

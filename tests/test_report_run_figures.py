@@ -420,3 +420,10 @@ def test_events_and_schedule_actions_are_marked_at_their_times():
     lines = sorted(pd.Timestamp(s.x0) for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1)
     assert lines == [start + pd.Timedelta(hours=1), start + pd.Timedelta(minutes=150)]   # 02:00, then t = 150 min
     assert "schedule: max 2" in _notes(fig) and "schedule: min 1" in _notes(fig)
+
+
+def test_instance_axes_tick_whole_numbers(runs):
+    for name, top in (("launch", 1), ("autoscale", int(runs["autoscale"].timeseries["instances"].max()))):
+        ax = load_capacity(runs[name]).layout.yaxis2
+        assert (ax.tickmode, ax.tick0, ax.dtick, ax.tickformat) == ("linear", 0, 1, "d")
+        assert list(ax.range) == [0, top + 0.5]

@@ -80,7 +80,8 @@ def note(fig: go.Figure, text: str) -> go.Figure:
 def instance_axis(top) -> dict:
     """Axis settings for instance counts up to ``top``: whole numbers from 0 (a tick each up to 12)."""
     top = 1 if top is None or top != top else max(1, int(top))
-    return dict(rangemode="tozero", tickformat="d", dtick=1 if top <= 12 else None, range=[0, top + 0.5])
+    ticks = dict(tickmode="linear", tick0=0, dtick=1) if top <= 12 else dict(tickmode="auto")
+    return dict(rangemode="tozero", tickformat="d", range=[0, top + 0.5], **ticks)
 
 
 def _instances(run, column: str) -> pd.DataFrame | None:

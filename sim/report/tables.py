@@ -158,36 +158,39 @@ def scaling_table(run) -> pd.DataFrame:
                          "to": ev["to"].astype(int).astype(str), "reason": ev.get("reason", "")})
 
 
+def _interval(c: dict, unit: str, scale: float) -> str:
+    if c.get("ci_low") is None:
+        return "n/a"
+    return f"{format_value(c['ci_low'], unit, scale)} – {format_value(c['ci_high'], unit, scale)}"
+
+
+def _present(records: dict, names: list[str]):
+    """(key, record, unit, scale) of each of ``names`` that ``records`` has, in that order."""
+    for m in names:
+        if m in records:
+            yield (m, records[m], *metric_unit(m))
+
+
 def stats_table(block: dict, names: list[str]) -> pd.DataFrame:
     """Mean and 95% interval per metric (over replications), in each metric's unit."""
-    rows = []
-    for m in names:
-        if m not in block:
-            continue
-        c, (unit, scale) = block[m], metric_unit(m)
-        rows.append({"metric": metric_label(m), "mean": format_value(c.get("mean"), unit, scale),
-                     "95% interval": "n/a" if c.get("ci_low") is None else
-                     f"{format_value(c['ci_low'], unit, scale)} – {format_value(c['ci_high'], unit, scale)}",
-                     COLUMN_LABELS["half_width"]: format_value(c.get("half_width"), unit, scale),
-                     COLUMN_LABELS["n"]: format_number(c.get("n"))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"metric": metric_label(m), "mean": format_value(c.get("mean"), unit, scale),
+                          "95% interval": _interval(c, unit, scale),
+                          COLUMN_LABELS["half_width"]: format_value(c.get("half_width"), unit, scale),
+                          COLUMN_LABELS["n"]: format_number(c.get("n"))}
+                         for m, c, unit, scale in _present(block, names)])
 
 
 def comparison_table(ms: dict, names: list[str]) -> pd.DataFrame:
     """A, B, B − A with its 95% interval, p-value and verdict per metric."""
     rows = []
-    for m in names:
-        if m not in ms:
-            continue
-        d, (unit, scale) = ms[m], metric_unit(m)
+    for m, d, unit, scale in _present(ms, names):
         diff = d.get("diff")
         sign = "+" if diff is not None and diff > 0 else ""
         rows.append({"metric": metric_label(m), "A": format_value(d.get("a"), unit, scale),
                      "B": format_value(d.get("b"), unit, scale),
                      "B − A": "n/a" if diff is None else sign + format_value(diff, unit, scale),
-                     "95% interval": "n/a" if d.get("ci_low") is None else
-                     f"{format_value(d['ci_low'], unit, scale)} – {format_value(d['ci_high'], unit, scale)}",
-                     "p-value": format_p(d.get("p_value")), "verdict": d.get("verdict", "")})
+                     "95% interval": _interval(d, unit, scale), "p-value": format_p(d.get("p_value")),
+                     "verdict": d.get("verdict", "")})
     return pd.DataFrame(rows)
 
 
@@ -197,32 +200,27 @@ def _ci_text(c: dict, unit: str, scale: float) -> str:
     return f"± {format_value(c['half_width'], unit, scale)} (95%, {c.get('n')} runs)"
 
 
+# (metric, tile label) of the experiment tiles, in order
+_TILES = (("monthly_cost_usd", "cost per month"), ("latency_ms.p95", "latency p95"),
+          ("server_error_rate", "server error rate"), ("rejected_rate", "rejected (429) share"),
+          ("instance_hours", "instance-hours"))
+
+
 def replication_tiles(block: dict) -> list[Tile]:
     """The run tiles' metrics as means over the replications, with their 95% half-widths."""
-    tiles = []
-    for key, label in (("monthly_cost_usd", "cost per month"), ("latency_ms.p95", "latency p95"),
-                       ("server_error_rate", "server error rate"), ("rejected_rate", "rejected (429) share"),
-                       ("instance_hours", "instance-hours"), ("slo.objectives_met", "runs meeting every objective")):
-        c = block.get(key)
-        if c:
-            unit, scale = metric_unit(key)
-            tiles.append(Tile(label, format_value(c.get("mean"), unit, scale), _ci_text(c, unit, scale)))
-    return tiles
+    labels = dict(_TILES + (("slo.objectives_met", "runs meeting every objective"),))
+    return [Tile(labels[m], format_value(c.get("mean"), unit, scale), _ci_text(c, unit, scale))
+            for m, c, unit, scale in _present(block, list(labels))]
 
 
 def comparison_tiles(ms: dict) -> list[Tile]:
     """A → B per headline metric, coloured by whether B's difference is significant and for the better."""
+    labels = dict(_TILES + (("slo.violation_minutes", "SLO-violation minutes"),))
     tiles = []
-    for key, label in (("monthly_cost_usd", "cost per month"), ("latency_ms.p95", "latency p95"),
-                       ("server_error_rate", "server error rate"), ("rejected_rate", "rejected (429) share"),
-                       ("instance_hours", "instance-hours"), ("slo.violation_minutes", "SLO-violation minutes")):
-        d = ms.get(key)
-        if not d:
-            continue
-        unit, scale = metric_unit(key)
+    for m, d, unit, scale in _present(ms, list(labels)):
         lo, hi = d.get("ci_low"), d.get("ci_high")
         significant = lo is not None and hi is not None and (lo > 0 or hi < 0)
         state = "neutral" if not significant else ("good" if d["diff"] < 0 else "bad")
-        tiles.append(Tile(label, f"{format_value(d.get('a'), unit, scale)} → {format_value(d.get('b'), unit, scale)}",
+        tiles.append(Tile(labels[m], f"{format_value(d.get('a'), unit, scale)} → {format_value(d.get('b'), unit, scale)}",
                           d.get("verdict", ""), state))
     return tiles
