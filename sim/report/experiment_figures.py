@@ -37,7 +37,15 @@ BAND_LABELS = {"arrivals": ("arrivals per interval", 1.0), "instances_ready": ("
                "cpu_util": ("CPU utilisation (%)", 100.0), "latency_p95_ms": ("latency p95 (ms)", 1.0),
                "server_error_rate": ("server error rate (%)", 100.0), "rejected_rate": ("rejected, 429 (%)", 100.0)}
 SIDE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
-TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.0, xanchor="left", x=0)   # tall figures: above the plots
+
+
+def _tall(fig: go.Figure, height: int, title: str) -> go.Figure:
+    """A tall stack of panels: the legend between the title and the first panel (not hundreds of px below)."""
+    top, bottom = 140, 80
+    legend = dict(orientation="h", yanchor="bottom", xanchor="left", x=0, y=1 + 40 / (height - top - bottom))
+    fig.update_layout(**{**LAYOUT, "height": height, "legend": legend}, margin=dict(t=top, b=bottom),
+                      title=dict(text=title, y=1 - 25 / height, yanchor="top"))
+    return fig
 
 
 def _table(side) -> pd.DataFrame:
@@ -88,9 +96,8 @@ def overlay(a, b, columns=tuple(OVERLAY), labels=("A", "B")) -> go.Figure:
     time_axis(fig, a)
     fig.update_xaxes(title_text=time_title(a), row=len(columns), col=1)
     named = tuple(labels) != ("A", "B")
-    fig.update_layout(**{**LAYOUT, "height": 220 * len(columns) + 140, "legend": TOP_LEGEND},
-                      title=f"A: {labels[0]} and B: {labels[1]}, replication 1" if named else "A and B, replication 1")
-    return fig
+    return _tall(fig, 220 * len(columns) + 220,
+                 f"A: {labels[0]} and B: {labels[1]}, replication 1" if named else "A and B, replication 1")
 
 
 def bands(sides: dict, run, columns=tuple(BAND_LABELS)) -> go.Figure:
@@ -126,9 +133,9 @@ def bands(sides: dict, run, columns=tuple(BAND_LABELS)) -> go.Figure:
     for row, c in enumerate(columns, start=1):
         if c.endswith("_rate"):
             fig.update_yaxes(rangemode="tozero", row=row, col=1)
-    fig.update_layout(**{**LAYOUT, "height": 200 * len(columns) + 160, "legend": TOP_LEGEND}, hovermode="x unified",
-                      title="Over the replications: mean per interval, band from the lowest to the highest")
-    return fig
+    fig.update_layout(hovermode="x unified")
+    return _tall(fig, 200 * len(columns) + 220,
+                 "Over the replications: mean per interval, band from the lowest to the highest")
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
