@@ -9,16 +9,26 @@ handler keeps running, as in Node); ``rate_limited`` (a 429 from express-rate-li
 ``circuit_open`` (the circuit breaker failed it fast); ``shed`` (load shedding served
 the maintenance fallback). Every request ends with exactly one outcome and a latency; one still in the system
 at the horizon is counted as in flight. Nothing is dropped silently.
+
+Two kinds of failure are told apart: ``SERVER_ERRORS`` (5xx-like: the service failed the
+request) and ``REJECTED`` (4xx: ``rate_limited``, the 429 of a rate limit working as
+designed). Objectives, alerts, plans and comparisons count server errors by default.
 """
 from __future__ import annotations
 
 __all__ = ["Request", "OUTCOMES", "OK", "POOL_TIMEOUT", "DB_REFUSED", "UNAVAILABLE", "DB_ERROR",
-           "CRASHED", "TERMINATED", "TIMEOUT", "RATE_LIMITED", "CIRCUIT_OPEN", "SHED", "DB_FAILURES"]
+           "CRASHED", "TERMINATED", "TIMEOUT", "RATE_LIMITED", "CIRCUIT_OPEN", "SHED", "DB_FAILURES",
+           "SERVER_ERRORS", "REJECTED"]
 
 OUTCOMES = ("ok", "pool_timeout", "db_refused", "unavailable", "db_error", "crashed", "terminated",
             "timeout", "rate_limited", "circuit_open", "shed")
 (OK, POOL_TIMEOUT, DB_REFUSED, UNAVAILABLE, DB_ERROR, CRASHED, TERMINATED,
  TIMEOUT, RATE_LIMITED, CIRCUIT_OPEN, SHED) = range(11)
+# failures of the service (5xx-like) and requests turned away by a rate limit (4xx): every
+# outcome but ``ok`` is exactly one of them
+SERVER_ERRORS = ("pool_timeout", "db_refused", "unavailable", "db_error", "crashed", "terminated", "timeout",
+                 "circuit_open", "shed")
+REJECTED = ("rate_limited",)
 
 
 class Request:

@@ -34,7 +34,8 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
     """
     model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code).run()
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
-    return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario)
+    return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario,
+                  model.metrics.histogram_rows())
 
 
 def load_scenario(path, overrides: list[str] | None = None) -> Scenario:

@@ -137,7 +137,7 @@ def run_to(capsys, out_dir, *extra):
 
 def test_run_writes_summary_and_timeseries(capsys, tmp_path):
     summary, out = run_to(capsys, tmp_path / "o")
-    for key in ("scenario", "seed", "simulated_seconds", "wall_seconds", "requests", "error_rate", "latency_ms",
+    for key in ("scenario", "seed", "simulated_seconds", "wall_seconds", "requests", "server_error_rate", "rejected_rate", "latency_ms",
                 "pool", "instances", "instance_hours", "cost_usd"):
         assert key in summary
     assert {"total", "ok", "pool_timeout", "db_refused", "unavailable"} <= set(summary["requests"])

@@ -64,7 +64,7 @@ def test_paired_difference_matches_scipy_and_degenerate_cases_have_no_nan():
     assert w["p_value"] == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
     assert verdict("monthly_cost_usd", paired_diff([10.0, 10.2, 9.9], [6.9, 7.0, 6.9])).startswith("B costs $3.10/month less (95% CI")
     assert verdict("latency_ms.mean", paired_diff([1.0, 2.0, 3.0], [1.1, 1.9, 3.05])) == "no significant difference"
-    assert verdict("error_rate", zero) == "no difference (identical in every replication)"
+    assert verdict("server_error_rate", zero) == "no difference (identical in every replication)"
 
 
 def test_flatten_keeps_numeric_leaves():
@@ -80,7 +80,7 @@ def test_replicate_reports_every_metric_with_an_interval():
     assert [s["seed"] for s in reps.summaries] == reps.seeds
     lat = [s["latency_ms"]["mean"] for s in reps.summaries]
     assert reps.stats["latency_ms.mean"] == mean_ci(lat)
-    assert {"requests.total", "error_rate", "slo.violation_minutes", "slo.alerts_fired",
+    assert {"requests.total", "server_error_rate", "rejected_rate", "slo.violation_minutes", "slo.alerts_fired",
             "monthly_cost_usd"} <= set(reps.stats)
     assert "seed" not in reps.stats and "wall_seconds" not in reps.stats
     assert len(reps.table) == 3 and list(reps.table["seed"]) == reps.seeds
@@ -144,7 +144,7 @@ def test_compare_cli_with_set_b_writes_json_and_csv(capsys, tmp_path):
     assert "B costs $7.00/month more (95% CI 7.00–7.00)" in out
     doc = strict_json(tmp_path / "comparison.json")
     for m in ("monthly_cost_usd", "instance_hours", "latency_ms.mean", "latency_ms.p95", "latency_ms.p99",
-              "error_rate", "slo.violation_minutes", "slo.alerts_fired"):
+              "server_error_rate", "rejected_rate", "slo.violation_minutes", "slo.alerts_fired"):
         assert {"a", "b", "diff", "ci_low", "ci_high", "p_value"} <= set(doc["metrics"][m]), m
     assert doc["metrics"]["monthly_cost_usd"]["diff"] == 7.0
     csv = pd.read_csv(tmp_path / "comparison.csv")
@@ -244,7 +244,7 @@ def test_plan_stops_at_the_smallest_passing_count():
     assert tried[0]["note"].startswith("skipped: CPU demand 1.18 s/s >= 1 event-loop")  # 400 rps x 2.95 ms on one loop
     assert [t["passed"] for t in tried] == [False] * (len(tried) - 1) + [True]
     text = plan.format()
-    assert "average response <= 200 ms and error rate <= 1%" in text and "busy" in text
+    assert "average response <= 200 ms and server error rate <= 1%" in text and "busy" in text
 
 
 def test_plan_cli_prints_the_table_beside_the_seeds_guess(capsys, tmp_path):

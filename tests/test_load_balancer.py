@@ -180,5 +180,5 @@ def test_no_ready_instance_gives_unavailable_in_a_run():
     s = capsim.summarize(model)
     assert s["requests"]["total"] == s["requests"]["unavailable"] == s["requests"]["completed"] > 0
     assert s["requests"]["ok"] == 0
-    assert s["error_rate"] == 1.0
+    assert s["server_error_rate"] == 1.0 and s["rejected_rate"] == 0.0   # a 503 is a server error
     assert s["latency_ms"]["p99"] <= 0.01 * 1.01        # 503 at once: latency 0

@@ -131,14 +131,15 @@ def test_forest_plots_differences_in_percent_of_a_with_their_intervals(compare_f
     fig = rep.forest(doc)
     ms, tr = doc["metrics"], fig.data[0]
     from capsim.experiments.compare import HEADLINE
+    from capsim.report.labels import metric_label
     for label, x, plus, minus in zip(tr.y, tr.x, tr.error_x.array, tr.error_x.arrayminus):
-        m = next(k for k, v in HEADLINE.items() if v[0] == label)
+        m = next(k for k in HEADLINE if metric_label(k) == label)
         d = ms[m]
         scale = 100.0 / abs(d["a"]) if d["a"] else 0.0
         assert x == pytest.approx(d["diff"] * scale)
         assert x + plus == pytest.approx(d["ci_high"] * scale) and x - minus == pytest.approx(d["ci_low"] * scale)
     # two instances instead of one: cost doubles, so the cost marker sits at +100 %
-    cost = list(tr.y).index("monthly cost")
+    cost = list(tr.y).index("monthly cost ($/month)")
     assert tr.x[cost] == pytest.approx(100.0, rel=1e-3)
 
 
@@ -175,9 +176,35 @@ def test_pareto_front_keeps_exactly_the_non_dominated_points():
                 (5, "b", 35, 20)])
     front = rep.pareto_front(t.pivot_table(index="point", columns="metric", values="mean"))
     assert list(front.index) == [0, 1, 4]
-    fig = rep.pareto(t)
+    fig = rep.pareto(t)          # no load parameter (workload.*): one front over every point
     assert list(fig.data[1].y) == [7, 14, 28] and list(fig.data[1].x) == [90, 40, 20]
     assert len(fig.data[0].x) == 6
+
+
+def test_pareto_fronts_per_load_level_and_null_points_kept(tmp_path):
+    """The README's sweep: users x (no autoscaler, hpa). A cheap point at 100 users must not hide the
+    configurations of 1000 users, and the points whose autoscaler is null must all be there."""
+    from capsim.experiments.sweep import write_sweep
+    points = [(100, None, 7, 20), (100, {"policy": "hpa"}, 7, 21), (1000, None, 7, 900), (1000, {"policy": "hpa"}, 21, 30)]
+    rows = []
+    for i, (users, auto, cost, p95) in enumerate(points):
+        for metric, v in (("monthly_cost_usd", cost), ("latency_ms.p95", p95)):
+            rows.append({"workload.sessions.peak_users": users, "autoscaler": "null" if auto is None else json.dumps(auto),
+                         "point": i, "metric": metric, "mean": v, "ci_low": v, "ci_high": v, "half_width": 0.0,
+                         "n": 2, "error": None})
+    write_sweep(pd.DataFrame(rows), tmp_path)
+    table = rep.read_sweep(tmp_path / "sweep.csv")
+    assert set(table["autoscaler"]) == {"null", '{"policy": "hpa"}'} and table["point"].nunique() == 4
+    fig = rep.pareto(table)
+    fronts = {t.name: (list(t.x), list(t.y)) for t in fig.data if t.name.endswith("Pareto front")}
+    assert fronts == {"workload.sessions.peak_users=100: Pareto front": ([20], [7]),
+                      "workload.sessions.peak_users=1000: Pareto front": ([900, 30], [7, 21])}
+    from capsim.report.pages_experiments import sweep_table
+    shown = sweep_table(table)
+    assert len(shown) == 4 and list(shown["autoscaler"]).count("null") == 2
+    (tmp_path / "sweep_points.jsonl").write_text("")
+    html = rep.build_page(tmp_path).render()
+    assert html.count("<td>null</td>") == 2 and "all 4" in html
 
 
 def test_sweep_curves_show_means_and_intervals_per_group():
@@ -193,7 +220,7 @@ def test_sweep_report(tmp_path):
     code = main(["sweep", "scenarios/launch.yaml", "--param", "instances.count=1,2", "-r", "2", "--workers", "1",
                  "--quiet", "--out", str(out)] + [a for s in SHORT for a in ("--set", s)])
     assert code == 0
-    table = pd.read_csv(out / "sweep.csv")
+    table = rep.read_sweep(out / "sweep.csv")
     html = (out / "report.html").read_text()
     assert_page_holds(html, rep.sweep_figures(table))
     cost = rep.sweep_figures(table)["sweep_cost"].data[0]
@@ -260,3 +287,84 @@ def test_images_are_written_where_a_renderer_exists(tmp_path):
     assert problem is None and all(b"<svg" in p.read_bytes()[:400] for p in svg)
     with pytest.raises(ValueError, match="expected one of png, svg"):
         rep.write_images(figs, tmp_path, "gif")
+
+
+# -- shared plotly.js, tiles, tables (issue 12 items 6 and 7) ----------------------------------
+def test_shared_plotly_js_written_once_and_never_overwritten(run_folder, tmp_path):
+    shared = tmp_path / "js"
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out in (one, two):
+        for name in ("summary.json", "timeseries.csv", "instances.csv", "scaling_events.csv", "scenario.json",
+                     "latency_histogram.csv"):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_bytes((run_folder / name).read_bytes())
+    from capsim.report.html import PLOTLY_VERSION
+    other = shared / "plotly-0.0.1.min.js"          # another version's copy, used by older reports
+    other.parent.mkdir()
+    other.write_text("old")
+    for out in (one, two):
+        assert main(["report", str(out), "--plotly-js", str(shared)]) == 0
+    copies = sorted(p.name for p in shared.iterdir())
+    assert copies == ["plotly-0.0.1.min.js", f"plotly-{PLOTLY_VERSION}.min.js"] and other.read_text() == "old"
+    assert (shared / f"plotly-{PLOTLY_VERSION}.min.js").read_text().count("* plotly.js v") == 1
+    for out in (one, two):
+        html = (out / "report.html").read_text()
+        assert f'<script charset="utf-8" src="../js/plotly-{PLOTLY_VERSION}.min.js"></script>' in html
+        assert BUNDLE not in html and len(html) < len((run_folder / "report.html").read_text()) / 2
+        assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']?(https?:)?//", html)
+
+
+def test_run_report_tiles_and_tables(run_folder):
+    html = (run_folder / "report.html").read_text()
+    s = json.loads((run_folder / "summary.json").read_text())
+    tiles = re.findall(r'<div class="tile (\w+)"><div class="label">([^<]*)</div><div class="value">([^<]*)</div>',
+                       html)
+    by = {label: (state, value) for state, label, value in tiles}
+    assert list(by) == ["cost per month", "latency p95", "server error rate", "instance-hours", "SLO"]
+    assert by["cost per month"][1] == f"${s['monthly_cost_usd']:,.2f}"
+    assert by["latency p95"][1] == f"{s['latency_ms']['p95']:.3g} ms"
+    assert by["SLO"] == (("good", "met") if s["slo"]["objectives_met"] else ("bad", "missed"))
+    assert html.index('class="tiles"') < html.index("<h2>Summary</h2>")
+    for heading in ("Latency per endpoint", "Resources: utilisation and queues", "Scaling events"):
+        assert heading in html
+    assert not re.search(r"\d\.\d+e[-+]\d\d", html.split("<script")[0]), "no exponents in the tables"
+
+
+def test_numbers_read_without_exponents():
+    from capsim.report.labels import format_number, format_value, metric_label
+    assert format_value(7.58928e-08, "%", 100.0) == "0.00001%" and format_value(1e-10, "%", 100.0) == "< 0.00001%"
+    assert format_value(0.000123, "%", 100.0) == "0.0123%"
+    assert format_value(0.246375, "%", 100.0) == "24.6%" and format_value(7.0, "$/month") == "$7.00/month"
+    assert format_number(7.58928e-08) == "< 0.001" and format_number(123456.7) == "123,457"
+    assert format_number(12.345) == "12.3" and format_number(None) == "n/a"
+    assert metric_label("latency_ms.p95") == "latency p95 (ms)" and metric_label("server_error_rate").endswith("(%)")
+    assert metric_label("latency_by_endpoint_ms.toybox.p95") == "latency by endpoint · toybox · p95 (ms)"
+
+
+def test_forest_names_a_and_b(compare_folder):
+    doc = json.loads((compare_folder / "comparison.json").read_text())
+    title = rep.forest(doc).layout.title.text
+    assert f"A: {doc['a']}" in title and f"B: {doc['b']}" in title and "instances.count=2" in doc["b"]
+
+
+def test_image_version_problems_name_the_package_to_upgrade():
+    from capsim.report.images import version_problem
+    old = version_problem("5.24.1", "1.5.1")
+    assert "plotly 5.24.1 cannot drive kaleido 1.5.1" in old and "pip install -U 'plotly>=6.1.1'" in old
+    assert "Chrome" not in old
+    assert "kaleido 1.0.0 is too old" in version_problem("7.1.0", "1.0.0")
+    assert version_problem("6.1.1", "1.1.0") is None and version_problem("7.1.0", "1.5.1") is None
+    assert version_problem("6.0.1", "1.5.1") and version_problem("6.1.0rc1", "1.5.1")
+
+
+def test_an_export_failure_that_is_not_the_browser_is_not_blamed_on_it(tmp_path):
+    problem = rep.image_support()
+    if problem and not os.environ.get("CAPSIM_REQUIRE_IMAGES"):
+        pytest.skip(problem)
+
+    class Broken(go.Figure):
+        def write_image(self, *a, **kw):
+            raise ValueError("cannot encode this figure")
+    written, problem = rep.write_images({"ok": go.Figure(go.Scatter(y=[1, 2])), "bad": Broken()}, tmp_path, "png")
+    assert [p.name for p in written] == ["ok.png"]
+    assert "ValueError: cannot encode this figure" in problem and "none was found" not in problem

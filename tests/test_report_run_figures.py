@@ -10,12 +10,13 @@ import pytest
 
 import capsim
 from capsim.report.data import RunFiles
-from capsim.report.run_figures import (cache_hit_rates, cost, database, latency, load_capacity, outcomes, run_figures,
-                                    sockets, utilisation_heatmap)
+from capsim.report.run_figures import (cache_hit_rates, cost, database, fleet_cpu, latency, latency_by_endpoint,
+                                       latency_distribution, load_capacity, outcomes, run_figures, sockets,
+                                       utilisation_heatmap)
 from capsim.scenario.slo import SLOConfig
 
-KEYS = ["load_capacity", "latency", "outcomes", "database", "cache", "cpu_heatmap", "memory_heatmap", "sockets",
-        "cost"]
+KEYS = ["load_capacity", "fleet_cpu", "latency", "latency_by_endpoint", "latency_distribution", "outcomes", "database",
+        "cache", "cpu_heatmap", "memory_heatmap", "sockets", "cost"]
 SHORT = ["horizon=2h", "warmup=10m"]
 FEATURES_OFF = ["cache=null", "sockets=null", "rate_limit=null", "circuit_breaker=null"]
 # fullscale's night scaling (02:00: max 2 instances) scales 5 -> 2 -> 1; fewer users keep it fast
@@ -39,6 +40,17 @@ def runs(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def run37():
     return _run("scenarios/launch.yaml", ["horizon=30m", "warmup=5m", "database.max_connections=37"])
+
+
+def _clock(run, seconds) -> np.ndarray:
+    """Simulated seconds on the scenario's calendar (workload.start at t = 0), as datetime64."""
+    sc = run.scenario
+    start = sc["workload"]["start"] if isinstance(sc, dict) else sc.workload.start
+    return (np.datetime64(pd.Timestamp(start)) + (np.asarray(seconds, dtype=float) * 1e9).astype("timedelta64[ns]"))
+
+
+def _dates(values) -> np.ndarray:
+    return np.asarray(pd.to_datetime(pd.Series(list(values))), dtype="datetime64[ns]")
 
 
 def _f(values) -> np.ndarray:
@@ -71,7 +83,11 @@ def test_every_figure_builds_with_traces(runs, name):
     for key, fig in figs.items():
         assert isinstance(fig, go.Figure), key
         assert fig.layout.height >= 420 and fig.layout.legend.orientation == "h", key
-        assert fig.layout.xaxis.title.text == "simulated time (h)" or fig.layout.xaxis2.title.text, key
+        if key == "latency_distribution":
+            assert fig.layout.xaxis.type == "log"
+        else:   # the scenario's calendar on x
+            title = fig.layout.xaxis.title.text or fig.layout.xaxis2.title.text
+            assert title.startswith("time (the scenario's calendar from Mon 05 Jan 2026"), key
         if name == "off" and key == "cache":
             assert not fig.data and "no cache in this run" in _notes(fig)
         else:
@@ -81,7 +97,9 @@ def test_every_figure_builds_with_traces(runs, name):
 def test_warmup_is_shaded(runs):
     fig = load_capacity(runs["launch"])
     bands = [s for s in fig.layout.shapes if s.type == "rect"]
-    assert len(bands) == 1 and bands[0].x0 == 0 and bands[0].x1 == pytest.approx(10 / 60)
+    start = pd.Timestamp(runs["launch"].scenario.workload.start)
+    assert len(bands) == 1 and pd.Timestamp(bands[0].x0) == start
+    assert pd.Timestamp(bands[0].x1) == start + pd.Timedelta(minutes=10)
     assert "warm-up" in _notes(fig)
     assert len([s for s in database(runs["launch"]).layout.shapes if s.type == "rect"]) == 2   # both rows
 
@@ -107,7 +125,7 @@ def test_load_capacity_arrivals_per_second(runs, name):
     ts, fig = r.timeseries, load_capacity(r)
     arrivals = _trace(fig, "arrivals")
     np.testing.assert_allclose(_f(arrivals.y), _rate(ts, "arrivals"))
-    np.testing.assert_allclose(_f(arrivals.x), _f(ts["t_end"] / 3600))
+    np.testing.assert_array_equal(_dates(arrivals.x), _clock(r, ts["t_end"]))
     np.testing.assert_array_equal(_f(_trace(fig, "concurrent sessions").y), _f(ts["sessions"]))
     for col, label in (("instances", "running"), ("instances_ready", "ready"), ("instances_managed", "desired")):
         t = _trace(fig, f"instances {label}")
@@ -122,7 +140,7 @@ def test_scaling_event_markers(runs):
     markers = _trace(load_capacity(r), "scaling events")
     assert markers.yaxis == "y2" and markers.mode == "markers"
     np.testing.assert_array_equal(_f(markers.y), _f(events["to"]))
-    np.testing.assert_allclose(_f(markers.x), _f(events["time"] / 3600))
+    np.testing.assert_array_equal(_dates(markers.x), _clock(r, events["time"]))
     first = events.iloc[0]
     assert markers.text[0] == f"{first['from']} → {first['to']}: {first['reason']}"
     assert "scaling events" not in [t.name for t in load_capacity(runs["launch"]).data]   # no events, no markers
@@ -187,7 +205,10 @@ def test_outcomes_stack_sums_to_completed(runs, name):
     assert {t.name for t in stacked} == nonzero | {"ok"}
     assert stacked[0].name == "ok"
     done = ts["completed"].where(ts["completed"] > 0)
-    np.testing.assert_allclose(_f(_trace(fig, "error share").y), _f(1 - ts["n_ok"] / done), equal_nan=True)
+    rejected = ts["n_rate_limited"] / done
+    np.testing.assert_allclose(_f(_trace(fig, "rejected (429) share").y), _f(rejected), equal_nan=True)
+    np.testing.assert_allclose(_f(_trace(fig, "server error share").y), _f(1 - ts["n_ok"] / done - rejected),
+                               rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
 def test_outcomes_rate_limited_only_when_limiting(runs):
@@ -318,3 +339,91 @@ def test_files_read_back_give_the_same_figures(runs, name):
             assert text_a == text_b, (key, n)
         assert _hlines(mem[key]) == _hlines(files[key]), key
         assert _notes(mem[key]) == _notes(files[key]), key
+
+
+# -- calendar marks, CPU thresholds, per-endpoint latency, distribution (issue 12 items 4 and 6) --------
+def _limit_labels(fig: go.Figure, axis: str = "y") -> dict[str, float]:
+    """Label -> position of the annotations placed on a data axis (not on the paper)."""
+    return {a.text: (a.y if axis == "y" else a.x) for a in fig.layout.annotations
+            if (a.yref if axis == "y" else a.xref) == axis}
+
+
+@pytest.mark.parametrize("log_y", [True, False])
+def test_limit_labels_sit_on_their_lines_on_log_and_linear_axes(runs, log_y):
+    """plotly places annotations on a log axis at log10(y): a label at y=200 would land at 10^200."""
+    fig = latency(runs["launch"], log_y=log_y)
+    labels = _limit_labels(fig)
+    expected = {"objective: mean < 200 ms": 200.0, "threshold slow_responses: mean > 500 ms": 500.0,
+                "alert slow_responses: mean > 2000 ms for 10 min": 2000.0}
+    for text, value in expected.items():
+        assert labels[text] == pytest.approx(np.log10(value) if log_y else value), text
+    assert _hlines(fig) == [200, 500, 2000]          # the lines themselves stay at the data values
+
+
+def test_distribution_marks_percentiles_at_log10_on_its_log_axis(runs):
+    r = runs["launch"]
+    fig = latency_distribution(r)
+    assert fig.layout.xaxis.type == "log"
+    lat = r.summary["latency_ms"]
+    marks = _limit_labels(fig, "x")
+    for q in ("p50", "p95", "p99"):
+        text = next(t for t in marks if t.startswith(q))
+        assert marks[text] == pytest.approx(np.log10(lat[q]))
+    total = _trace(fig, "all responses")
+    assert _f(total.y)[:-1].sum() == pytest.approx(100.0)    # shares of every response (last point repeats)
+    hist = r.latency_histogram
+    assert hist["responses"].sum() == r.summary["requests"]["completed"]
+    assert {f"endpoint:{e}" for e in r.scenario.workload.endpoints} <= set(hist.columns)
+
+
+def test_latency_by_endpoint_draws_each_endpoints_column(runs):
+    r = runs["launch"]
+    fig = latency_by_endpoint(r)
+    names = list(r.scenario.workload.endpoints)
+    assert [t.name for t in fig.data] == names
+    for name in names:
+        np.testing.assert_allclose(_f(_trace(fig, name).y), _f(r.timeseries[f"latency_p95_ms_{name}"]),
+                                   equal_nan=True)
+
+
+def test_fleet_cpu_against_the_threshold_policys_limits(runs):
+    r = runs["autoscale"]            # fullscale: threshold rules, 70% up and 30% down
+    fig = fleet_cpu(r)
+    a = r.scenario.autoscaler
+    assert a.policy == "threshold" and _hlines(fig) == sorted([100 * a.cpu_down, 100 * a.cpu_up])
+    np.testing.assert_allclose(_f(_trace(fig, "fleet CPU (mean of ready instances)").y),
+                               100 * _f(r.timeseries["cpu_util"]), equal_nan=True)
+    peak = r.instances.groupby("t_end")["cpu_util"].max()
+    np.testing.assert_allclose(_f(_trace(fig, "busiest instance").y), 100 * _f(peak))
+    assert _hlines(fleet_cpu(runs["launch"])) == []     # no autoscaler: nothing to draw against
+
+
+def test_hpa_target_and_tolerance_band():
+    sc = capsim.load_scenario("scenarios/launch.yaml", ["horizon=10m", "warmup=1m",
+                                                       "autoscaler={policy: hpa, min_instances: 1, max_instances: 3}"])
+    r = capsim.run(sc)
+    assert _hlines(fleet_cpu(r)) == pytest.approx([63.0, 70.0, 77.0])     # 70% +- 10% tolerance
+
+
+def test_events_and_schedule_actions_are_marked_at_their_times():
+    sc = capsim.load_scenario("scenarios/launch.yaml", [
+        "horizon=3h", "warmup=10m", "workload.start=2026-01-10T01:00:00",
+        "workload.sessions.events=[{name: tournament, start: 30m, duration: 1h, multiplier: 2}]",
+        "schedule={actions: [{at: '02:00', max_instances: 2}, {at: 150m, min_instances: 1}]}"])
+    r = capsim.run(sc)
+    fig = load_capacity(r)
+    start = pd.Timestamp("2026-01-10T01:00:00")
+    rects = [s for s in fig.layout.shapes if s.type == "rect" and s.fillcolor == "orange"]
+    assert [(pd.Timestamp(s.x0), pd.Timestamp(s.x1)) for s in rects] == [
+        (start + pd.Timedelta(minutes=30), start + pd.Timedelta(minutes=90))]
+    assert "tournament x2" in _notes(fig)
+    lines = sorted(pd.Timestamp(s.x0) for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1)
+    assert lines == [start + pd.Timedelta(hours=1), start + pd.Timedelta(minutes=150)]   # 02:00, then t = 150 min
+    assert "schedule: max 2" in _notes(fig) and "schedule: min 1" in _notes(fig)
+
+
+def test_instance_axes_tick_whole_numbers(runs):
+    for name, top in (("launch", 1), ("autoscale", int(runs["autoscale"].timeseries["instances"].max()))):
+        ax = load_capacity(runs[name]).layout.yaxis2
+        assert (ax.tickmode, ax.tick0, ax.dtick, ax.tickformat) == ("linear", 0, 1, "d")
+        assert list(ax.range) == [0, top + 0.5]

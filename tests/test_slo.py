@@ -4,7 +4,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from capsim.models.request import OUTCOMES
+from capsim.models.request import OUTCOMES, REJECTED, SERVER_ERRORS
 from capsim.cli import main
 from capsim.results.slo import evaluate, format_slo, slo_of
 from capsim.scenario.loader import load_slo
@@ -87,10 +87,41 @@ def test_violation_minutes_thresholds_and_objectives_exact():
     assert slo["objectives_met"] is False
 
 
-def test_every_non_ok_outcome_is_an_error():
-    for outcome in OUTCOMES[1:]:
+def test_every_server_error_counts_and_a_429_does_not():
+    for outcome in SERVER_ERRORS:
         slo = evaluate([row(0, errors=3, outcome=outcome)])
         assert slo["objectives"]["error_rate"]["value"] == pytest.approx(0.03), outcome
+        assert slo["rejected_rate"] == 0.0
+    slo = evaluate([row(0, errors=3, outcome="rate_limited")])
+    assert slo["objectives"]["error_rate"]["value"] == 0.0 and slo["objectives"]["error_rate"]["met"] is True
+    assert slo["rejected_rate"] == pytest.approx(0.03)
+    assert slo["error_rate_counts"].startswith("server errors only") and slo["count_rejected"] is False
+    assert set(SERVER_ERRORS) | set(REJECTED) == set(OUTCOMES) - {"ok"} and not set(SERVER_ERRORS) & set(REJECTED)
+
+
+def test_count_rejected_counts_429s_in_objectives_thresholds_and_alerts():
+    """Six minutes with 4% server errors and 4% 429s: 4% alone stays under the 5% alert, 8% fires it."""
+    rows = []
+    for i in range(6):
+        r = row(i, errors=4, outcome="db_refused")
+        r["n_ok"] -= 4
+        r["n_rate_limited"] = 4
+        rows.append(r)
+    server = evaluate(rows)
+    both = evaluate(rows, SLOConfig(count_rejected=True))
+    assert server["objectives"]["error_rate"]["value"] == pytest.approx(0.04)
+    assert both["objectives"]["error_rate"]["value"] == pytest.approx(0.08)
+    assert server["alerts"]["high_error_rate"]["fired"] == 0 and both["alerts"]["high_error_rate"]["fired"] == 1
+    assert server["thresholds"]["high_error_rate"]["violation_minutes"] == 6.0   # 4% > 1% either way
+    assert server["rejected_rate"] == both["rejected_rate"] == pytest.approx(0.04)
+    assert both["error_rate_counts"] == "server errors and rate-limited responses (429)"
+    assert "error rate (5xx + 429)" in format_slo(both) and "server error rate" in format_slo(server)
+    # the explicit metrics mean the same whatever the setting
+    only_429 = SLOConfig(thresholds=[Threshold(name="r", metric="rejected_rate", above=0.03),
+                                     Threshold(name="s", metric="server_error_rate", above=0.05)], alerts=[])
+    for cfg in (only_429, only_429.model_copy(update={"count_rejected": True})):
+        t = evaluate(rows, cfg)["thresholds"]
+        assert (t["r"]["violation_minutes"], t["s"]["violation_minutes"]) == (6.0, 0.0)
 
 
 def test_warmup_rows_and_empty_intervals_are_left_out():

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from capsim.engine.histogram import LogHistogram, RunningMoments, quantile_from_counts
+from capsim.engine.histogram import LogHistogram, RunningMoments, quantile_from_counts, row_quantiles
 
 QS = (0.5, 0.9, 0.95, 0.99, 0.999)
 SLACK = 1e-12  # floating point at bucket boundaries
@@ -105,6 +105,21 @@ def test_quantile_from_counts_on_merged_arrays():
     got = quantile_from_counts(total, QS, rel_err=0.005, min_value=1e-6)
     exact = np.quantile(np.concatenate(xs), QS, method="inverted_cdf")
     assert np.all(np.abs(got - exact) <= (0.005 + SLACK) * exact)
+
+
+def test_row_quantiles_equal_quantile_from_counts_row_by_row():
+    hs = [LogHistogram() for _ in range(4)]
+    for i, h in enumerate(hs[:3]):
+        h.add_many(_samples("lognormal", 2_000, seed=i))
+    hs[1].add_many([0.0, 0.0])                       # values below min_value: bucket 0
+    rows = np.array([h.counts for h in hs])           # the last row is empty
+    for q in (0.0, 0.5, 0.95, 1.0):
+        got = row_quantiles(rows, q, rel_err=0.005, min_value=1e-6)
+        want = [quantile_from_counts(r, q, rel_err=0.005, min_value=1e-6) for r in rows]
+        np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[3])
+    with pytest.raises(ValueError):
+        row_quantiles(rows, 1.5, rel_err=0.005, min_value=1e-6)
 
 
 def test_memory_bound_and_copy_reset():

@@ -24,6 +24,7 @@ windows overlap, the largest floor wins (multipliers do not compound). Min stays
 """
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Literal
@@ -143,6 +144,18 @@ class Schedule:
             if value is not None and t is not None and (best is None or t >= best[0]):
                 best = (t, value)
         return best
+
+    def occurrences(self, until: float) -> list[tuple[float, ScheduledAction]]:
+        """Every (time, action) in [0, until], by time (for reports)."""
+        out = []
+        for action, (period, where) in self._items:
+            starts = [where] if period is None else [(p - self._s0) % period for p in where]
+            step = period or math.inf
+            for t in starts:
+                while 0 <= t <= until:
+                    out.append((t, action))
+                    t += step
+        return sorted(out, key=lambda item: item[0])
 
     def bounds(self, now: float) -> tuple[int, int]:
         lo, hi = self._latest(now, "min_instances"), self._latest(now, "max_instances")

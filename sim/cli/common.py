@@ -61,12 +61,16 @@ def seed(text: str) -> int:
 def report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", choices=("png", "svg"),
                         help="also write each report figure as an image in OUT/images (needs kaleido and Chrome/Chromium)")
+    parser.add_argument("--plotly-js", metavar="DIR", dest="plotly_js",
+                        help="load plotly.js from one shared copy in DIR (written once, e.g. the folder above "
+                             "several output folders) instead of embedding 5 MB in each report.html")
 
 
-def write_report(out, images: str | None, quiet: bool = False) -> int:
-    """Write ``out/report.html`` (and images); print where. 1 when asked-for images could not be written."""
+def write_report(out, images: str | None, quiet: bool = False, plotly_js=None) -> int:
+    """Write ``out/report.html`` (and images); print where. 1 when asked-for images could not be written.
+    ``plotly_js``: a folder for the shared copy of plotly.js (None: embedded in the page)."""
     from capsim.report import write_report as write
-    path, written, problem = write(out, images)
+    path, written, problem = write(out, images, plotly_js=plotly_js)
     if not quiet:
         print(f"report     {path}" + (f" and {len(written)} {images} images in {path.parent / 'images'}"
                                     if written else ""))

@@ -39,7 +39,7 @@ def replications(args, scenario, slo, out: Path) -> int:
             print(f"{name:<26} {short_number(c['mean'] * scale):>12} {ci:>25} {hw:>13} {c['n']:>3}")
         print(f"wrote      {out / 'replications.csv'}, {out / 'summary.json'} (replications block: every metric), "
               f"replication 1's timeseries.csv")
-    rc = write_report(out, args.images, quiet=args.quiet)
+    rc = write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
     return 130 if reps.interrupted else rc
 
 
@@ -73,7 +73,7 @@ def compare_cmd(args) -> int:
     files = result.write(out)
     print("wrote " + ", ".join(str(f) for f in files) + " (a/ and b/: each side's replications and replication 1's "
           "curves)")
-    rc = write_report(out, args.images)
+    rc = write_report(out, args.images, plotly_js=args.plotly_js)
     return 130 if result.interrupted else rc
 
 
@@ -101,7 +101,7 @@ def sweep_cmd(args) -> int:
         print(f"resumed: {a['jobs_resumed']} runs taken from {out / 'sweep_points.jsonl'}, {a['jobs_run']} run now")
     print(f"wrote {out / 'sweep.csv'}" + (f", {out / 'sweep.parquet'}" if (out / "sweep.parquet").exists() else "")
           + f", {out / 'sweep_points.jsonl'}")
-    rc = write_report(out, args.images)
+    rc = write_report(out, args.images, plotly_js=args.plotly_js)
     if a.get("interrupted"):
         print("interrupted: the table holds the runs that finished; rerun with --resume to complete it", file=sys.stderr)
         return 130
@@ -109,14 +109,16 @@ def sweep_cmd(args) -> int:
 
 
 SHORT_LABELS = {"monthly_cost_usd": "cost $/month", "latency_ms.mean": "latency mean ms",
-                "latency_ms.p95": "latency p95 ms", "error_rate": "error %", "slo.violation_minutes": "SLO violation min"}
+                "latency_ms.p95": "latency p95 ms", "server_error_rate": "server errors %",
+                "rejected_rate": "rejected (429) %", "slo.violation_minutes": "SLO violation min"}
 
 
 def format_sweep(table, params: list[str]) -> str:
     """One line per point: its parameters and the headline metrics' mean ± half-width."""
     import pandas as pd
     from capsim.experiments.compare import HEADLINE
-    show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "error_rate", "slo.violation_minutes"]
+    show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "server_error_rate", "rejected_rate",
+            "slo.violation_minutes"]
     rows, errors = [], []
     for _, g in table.groupby("point", sort=True):
         first = g.iloc[0]
@@ -156,7 +158,7 @@ def plan_cmd(args) -> int:
     print(result.format())
     out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-plan"
     print("wrote " + ", ".join(str(f) for f in result.write(out)))
-    rc = write_report(out, args.images)
+    rc = write_report(out, args.images, plotly_js=args.plotly_js)
     return 130 if result.interrupted else rc
 
 

@@ -99,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--plans", help="comma-separated plans to try (default: every plan in pricing.plans)")
     pln.add_argument("--levels", help="comma-separated load levels (default: all; light, medium, heavy, weekend, event)")
     pln.add_argument("--latency-ms", type=float, default=200.0, help="objective: average response (default 200)")
-    pln.add_argument("--error-rate", type=float, default=0.01, help="objective: error rate (default 0.01 = 1%%)")
+    pln.add_argument("--error-rate", type=float, default=0.01,
+                     help="objective: server error rate; 429s count only with --set slo.count_rejected=true "
+                          "(default 0.01 = 1%%)")
     pln.add_argument("--out", help="output directory (default: capsim-out/<scenario name>-plan)")
     pln.add_argument("--quiet", action="store_true", help="no progress lines")
     _set_option(pln)
@@ -173,8 +175,8 @@ def _run(args) -> int:
         print(format_summary(result.summary, result.rows))
         print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
-              f"{out / 'scaling_events.csv'}, {out / 'scenario.json'}")
-    return write_report(out, args.images, quiet=args.quiet)
+              f"{out / 'scaling_events.csv'}, {out / 'latency_histogram.csv'}, {out / 'scenario.json'}")
+    return write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
 
 
 def _report(args) -> int:
@@ -183,7 +185,7 @@ def _report(args) -> int:
         print(f"capsim report: {folder}: no such folder", file=sys.stderr)
         return 2
     try:
-        return write_report(folder, args.images)
+        return write_report(folder, args.images, plotly_js=args.plotly_js)
     except FileNotFoundError as exc:
         print(f"capsim report: {exc}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["LogHistogram", "RunningMoments", "quantile_from_counts"]
+__all__ = ["LogHistogram", "RunningMoments", "quantile_from_counts", "row_quantiles"]
 
 
 def _layout(rel_err: float, min_value: float) -> tuple[float, int]:
@@ -50,6 +50,21 @@ def quantile_from_counts(counts: Sequence[int] | np.ndarray, q: float | Sequence
         gamma = math.exp(log_gamma)
         out = np.where(i == 0, 0.0, 2 * np.exp((i + offset) * log_gamma) / (gamma + 1))
     return float(out) if out.ndim == 0 else out
+
+
+def row_quantiles(counts: np.ndarray, q: float, *, rel_err: float, min_value: float) -> np.ndarray:
+    """``quantile_from_counts(row, q)`` of every row of a 2-D array of bucket counts, at once
+    (nan for an empty row)."""
+    log_gamma, offset = _layout(rel_err, min_value)
+    if not 0 <= q <= 1:
+        raise ValueError(f"quantiles must be in [0, 1], got {q!r}")
+    cum = np.cumsum(np.asarray(counts, dtype=np.int64), axis=1)
+    total = cum[:, -1]
+    rank = np.maximum(np.ceil(q * total), 1)
+    i = (cum < rank[:, None]).sum(axis=1)            # the first bucket whose cumulative count reaches rank
+    gamma = math.exp(log_gamma)
+    out = np.where(i == 0, 0.0, 2 * np.exp((i + offset) * log_gamma) / (gamma + 1))
+    return np.where(total > 0, out, np.nan)
 
 
 class LogHistogram:

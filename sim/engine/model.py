@@ -66,7 +66,8 @@ class Model:
         sc, k, streams = self.scenario, self.kernel, self.streams
         lat = sc.load_balancer.latency
         outside = float(lat.value) if lat.dist == "constant" else draws(lat, streams.get("load_balancer.latency"))
-        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[], outside=outside)
+        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[],
+                               endpoints=list(sc.workload.endpoints), outside=outside)
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record

@@ -31,7 +31,8 @@ HEADLINE = {
     "latency_ms.mean": ("latency mean", "ms", ("lower", "higher"), 1.0),
     "latency_ms.p95": ("latency p95", "ms", ("lower", "higher"), 1.0),
     "latency_ms.p99": ("latency p99", "ms", ("lower", "higher"), 1.0),
-    "error_rate": ("error rate", "%", ("lower", "higher"), 100.0),
+    "server_error_rate": ("server error rate", "%", ("lower", "higher"), 100.0),
+    "rejected_rate": ("rejected (429) share", "%", ("lower", "higher"), 100.0),
     "slo.violation_minutes": ("SLO-violation minutes", "min", ("fewer", "more"), 1.0),
     "slo.alerts_fired": ("alerts fired", "", ("fewer", "more"), 1.0),
 }
@@ -54,8 +55,8 @@ def verdict(metric: str, d: dict) -> str:
     ci = f"(95% CI {short_number(lo)}–{short_number(hi)})"
     if metric == "monthly_cost_usd":
         return f"B costs ${x:.2f}/month {'less' if less else 'more'} (95% CI {lo:.2f}–{hi:.2f})"
-    if metric == "error_rate":
-        return f"B's error rate is {short_number(x)} percentage points {'lower' if less else 'higher'} {ci}"
+    if metric in ("server_error_rate", "rejected_rate"):
+        return f"B's {label} is {short_number(x)} percentage points {'lower' if less else 'higher'} {ci}"
     if metric == "instance_hours":
         return f"B uses {short_number(x)} instance-hours {'fewer' if less else 'more'} {ci}"
     if metric == "slo.violation_minutes":
@@ -145,7 +146,7 @@ def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool =
     base = int(seed if seed is not None else a.seed)
     seeds_a = replication_seeds(base, replications)
     seeds_b = seeds_a if crn else independent_seeds(base, replications)
-    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol)   # replication 1 keeps its curves
+    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol, keep_series=True)   # rep. 1: curves
             for sc, seeds, pol in ((a, seeds_a, policy_a), (b, seeds_b, policy_b)) for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), "capsim compare", enabled=progress))
     ra = Replications(a, base, seeds_a, outputs[:replications], interrupted, "A")

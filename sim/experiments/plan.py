@@ -4,7 +4,9 @@ For each load level (light 100 users / 50 rps, medium 500 / 250, heavy 1000 / 50
 the heavy level's 1.5x weekend and 2x event peaks) find, per plan, the smallest fixed
 instance count (1..10) that meets the objectives — average response <= 200 ms and
 error rate <= 1% — on the *upper* bound of the 95% interval over the replications, and
-the cheapest of those. Printed beside the seed's own guesses (1, 3, 6 instances: $7,
+the cheapest of those. The error rate counts server errors (5xx-like outcomes), not the
+429s of rate limits, unless the scenario says ``slo.count_rejected: true``; the rejected
+share is reported beside it. Printed beside the seed's own guesses (1, 3, 6 instances: $7,
 $21, $42; the peaks scaled 1.5x and 2x).
 
 The load: the scenario's workload with a flat daily curve, no weekend multiplier, no
@@ -32,12 +34,13 @@ from capsim.experiments.parallel import Progress
 from capsim.models.instance import loop_capacity
 from capsim.experiments.intervals import clean, mean_ci
 
-__all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request"]
+__all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request", "judged_error_rate", "ERROR_WORDS"]
 
 # name, concurrent users, the seed's requests/s, the seed's instances and $/month
 LEVELS = [("light", 100, 50, 1, 7.0), ("medium", 500, 250, 3, 21.0), ("heavy", 1000, 500, 6, 42.0),
           ("heavy weekend x1.5", 1500, 750, 9, 63.0), ("heavy event x2", 2000, 1000, 12, 84.0)]
 LEVEL_KEYS = {"light": 0, "medium": 1, "heavy": 2, "weekend": 3, "event": 4}
+ERROR_WORDS = {False: "server error rate", True: "error rate (server errors + 429s)"}
 
 
 def _mean(d) -> float:
@@ -66,7 +69,7 @@ class Plan:
 
     def format(self) -> str:
         s = self.settings
-        lines = [f"objectives: average response <= {s['latency_mean_ms']:g} ms and error rate <= "
+        lines = [f"objectives: average response <= {s['latency_mean_ms']:g} ms and {s['error_rate_counts']} <= "
                  f"{100 * s['error_rate']:g}% on the upper 95% CI bound over {s['replications']} replications "
                  f"(the seed's success criteria are stricter: error rate < 0.01%, uptime > 99.9%)",
                  f"load: flat daily curve, constant 5m sessions, {s['measured']} measured after {s['warmup']} warm-up; "
@@ -101,7 +104,7 @@ class Plan:
         tried = sorted(self.tried, key=lambda t: (order.get(t["level"], 0), self.settings["plans"].index(t["plan"]),
                                                   t["count"]))
         cols = ["level", "users", "plan", "count", "monthly_cost_usd", "passed", "latency_mean_ms",
-                "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "n", "note"]
+                "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "rejected_rate", "n", "note"]
         pd.DataFrame(tried, columns=cols).to_csv(out / "plan_tried.csv", index=False)
         rows = []
         for a in self.answer:
@@ -144,7 +147,8 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
                             "replications": replications, "base_seed": base_seed, "seeds": seeds,
                             "measured": human_duration(measured), "warmup": human_duration(warmup), "warmup_s": warmup,
                             "request_rate": rate, "cpu_per_request": cpu, "plans": plans,
-                            "max_instances": max_instances})
+                            "max_instances": max_instances, "count_rejected": base_sc.slo.count_rejected,
+                            "error_rate_counts": ERROR_WORDS[base_sc.slo.count_rejected]})
     # one search per (level, plan): the next count to try, or done
     searches = []
     for name, users, seed_rps, seed_n, seed_cost in levels:
@@ -172,7 +176,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
             outs = outputs[k * replications:(k + 1) * replications]
             if stopped and any(o is None for o in outs):
                 continue
-            rec = _judge(s, outs, latency_mean_ms, error_rate)
+            rec = _judge(s, outs, latency_mean_ms, error_rate, base_sc.slo.count_rejected)
             result.tried.append(rec)
             if rec["passed"]:
                 s["open"], s["found"] = False, rec
@@ -194,15 +198,25 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
     return result
 
 
-def _judge(s: dict, outs: list[dict], lat_limit: float, err_limit: float) -> dict:
+def judged_error_rate(summary: dict, count_rejected: bool = False) -> float | None:
+    """A run's error rate as the plan judges it: server errors, plus 429s with ``count_rejected``."""
+    server, rejected = summary["server_error_rate"], summary["rejected_rate"]
+    if server is None or rejected is None:
+        return None
+    return server + rejected if count_rejected else server
+
+
+def _judge(s: dict, outs: list[dict], lat_limit: float, err_limit: float, count_rejected: bool) -> dict:
     summaries = [o["summary"] for o in outs if o and "summary" in o]
     lat = mean_ci([x["latency_ms"]["mean"] for x in summaries])
-    err = mean_ci([x["error_rate"] for x in summaries])
+    err = mean_ci([judged_error_rate(x, count_rejected) for x in summaries])
+    rejected = mean_ci([x["rejected_rate"] for x in summaries])
     cost = mean_ci([x["monthly_cost_usd"] for x in summaries])
     upper = lambda c: c["ci_high"] if c["ci_high"] is not None else c["mean"]  # noqa: E731
     lat_hi, err_hi = upper(lat), upper(err)
     ok = bool(summaries) and lat_hi is not None and err_hi is not None and lat_hi <= lat_limit and err_hi <= err_limit
     return {"level": s["level"], "users": s["users"], "plan": s["plan"], "count": s["count"],
             "monthly_cost_usd": cost["mean"], "latency_mean_ms": lat["mean"], "latency_mean_ms_ci_high": lat_hi,
-            "error_rate": err["mean"], "error_rate_ci_high": err_hi, "n": len(summaries), "passed": ok,
+            "error_rate": err["mean"], "error_rate_ci_high": err_hi, "rejected_rate": rejected["mean"],
+            "n": len(summaries), "passed": ok,
             "note": "; ".join(o["error"] for o in outs if o and "error" in o) or ""}

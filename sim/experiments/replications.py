@@ -33,7 +33,11 @@ from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
 __all__ = ["replication_seeds", "independent_seeds", "Job", "run_job", "run_all", "Replications", "replicate",
-           "resolve", "warmup_note"]
+           "resolve", "warmup_note", "SERIES"]
+
+# per-interval columns every replication keeps (replications_timeseries.csv: bands in the reports)
+SERIES = ("t_end", "warmup", "arrivals", "instances_ready", "cpu_util", "latency_p95_ms", "server_error_rate",
+          "rejected_rate")
 
 
 # -- seeds and jobs -------------------------------------------------------------------------
@@ -56,6 +60,7 @@ class Job:
     keep_rows: bool = False
     allow_code: bool = False
     policy: object = None
+    keep_series: bool = False       # a few per-interval columns (SERIES), for bands over replications
 
 
 def run_job(job: Job) -> dict:
@@ -71,8 +76,11 @@ def run_job(job: Job) -> dict:
     summary = dict(result.summary)
     summary["slo"] = evaluate(result.rows, slo_of(job.scenario, job.slo))
     out = {"summary": summary}
+    if job.keep_series:
+        out["series"] = [{c: r.get(c) for c in SERIES} for r in result.rows]
     if job.keep_rows:
         out["rows"], out["events"], out["instance_rows"] = result.rows, result.events, result.instance_rows
+        out["histogram_rows"] = result.histogram_rows
     return out
 
 
@@ -115,6 +123,13 @@ class Replications:
         return pd.DataFrame(rows)
 
     @property
+    def series(self) -> pd.DataFrame:
+        """The kept per-interval columns (``SERIES``) of every finished replication, one row per interval."""
+        frames = [pd.DataFrame(o["series"]).assign(replication=i + 1, seed=s)
+                  for i, (s, o) in enumerate(zip(self.seeds, self.outputs)) if o and "series" in o]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @property
     def stats(self) -> dict[str, dict]:
         flat = [f for f in self.flat() if f is not None]
         names = list(dict.fromkeys(k for f in flat for k in f))
@@ -128,7 +143,7 @@ class Replications:
         if not first or "rows" not in first:
             raise ValueError("replication 1's curves were not kept: use replicate(..., keep_first=True)")
         return Result(first["summary"], first["rows"], first["events"], first.get("instance_rows", []),
-                      self.scenario)
+                      self.scenario, first.get("histogram_rows", []))
 
     def block(self) -> dict:
         return clean(self.stats)
@@ -140,11 +155,15 @@ class Replications:
                 "warmup": warmup_note(self.scenario), "interrupted": self.interrupted}
 
     def write(self, out) -> Path:
-        """``replications.csv`` and ``summary.json`` (replication 1's summary + the replications block);
-        replication 1's ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept."""
+        """``replications.csv``, ``replications_timeseries.csv`` (``SERIES`` of every replication) and
+        ``summary.json`` (replication 1's summary + the replications block); replication 1's
+        ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "replications.csv", index=False)
+        series = self.series
+        if len(series):
+            series.to_csv(out / "replications_timeseries.csv", index=False)
         first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
         if first and "rows" in first:
             self.result().write(out)   # then summary.json, below
@@ -167,7 +186,8 @@ def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: 
     scenario = scenario if scenario is not None else Scenario()
     base = base_seed_of(scenario, seed)
     seeds = replication_seeds(base, replications)
-    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy) for i, s in enumerate(seeds)]
+    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy, keep_series=True)
+            for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim {label}", enabled=progress))
     return Replications(scenario, base, seeds, outputs, interrupted, label)
 

@@ -17,15 +17,17 @@ or what they write.
 from __future__ import annotations
 
 from capsim.report.data import RunFiles
-from capsim.report.experiment_figures import cost_vs_p95, forest, overlay, pareto, pareto_front, plan_costs, \
-    sweep_curves, sweep_figures
-from capsim.report.html import Page, figure_data
+from capsim.report.experiment_figures import bands, cost_vs_p95, forest, overlay, plan_costs
+from capsim.report.html import Page, Tile, figure_data, shared_plotly_js
 from capsim.report.images import find_browser, image_support, write_images
 from capsim.report.pages import build_page, report_kind, write_report
-from capsim.report.run_figures import cache_hit_rates, cost, database, latency, load_capacity, outcomes, run_figures, \
-    sockets, utilisation_heatmap
+from capsim.report.run_figures import (cache_hit_rates, cost, database, fleet_cpu, latency, latency_by_endpoint,
+                                       latency_distribution, load_capacity, outcomes, run_figures, sockets,
+                                       utilisation_heatmap)
+from capsim.report.sweep_figures import pareto, pareto_front, read_sweep, sweep_curves, sweep_figures
 
-__all__ = ["RunFiles", "load_capacity", "latency", "outcomes", "database", "cache_hit_rates", "utilisation_heatmap",
-           "sockets", "cost", "run_figures", "cost_vs_p95", "overlay", "forest", "sweep_curves", "pareto",
-           "pareto_front", "sweep_figures", "plan_costs", "Page", "figure_data", "build_page", "report_kind",
-           "write_report", "find_browser", "image_support", "write_images"]
+__all__ = ["RunFiles", "load_capacity", "fleet_cpu", "latency", "latency_by_endpoint", "latency_distribution",
+           "outcomes", "database", "cache_hit_rates", "utilisation_heatmap", "sockets", "cost", "run_figures",
+           "cost_vs_p95", "overlay", "bands", "forest", "sweep_curves", "pareto", "pareto_front", "sweep_figures",
+           "read_sweep", "plan_costs", "Page", "Tile", "figure_data", "shared_plotly_js", "build_page",
+           "report_kind", "write_report", "find_browser", "image_support", "write_images"]

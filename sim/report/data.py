@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["RunFiles", "scenario_value", "time_hours"]
+__all__ = ["RunFiles", "scenario_value", "scenario_model", "time_hours"]
 
 
 def _csv(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -25,14 +25,15 @@ def _csv(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
 
 @dataclass
 class RunFiles:
-    """``summary.json``, ``timeseries.csv``, ``instances.csv``, ``scaling_events.csv``
-    and ``scenario.json`` of one run folder (missing tables are empty)."""
+    """``summary.json``, ``timeseries.csv``, ``instances.csv``, ``scaling_events.csv``,
+    ``latency_histogram.csv`` and ``scenario.json`` of one run folder (missing tables are empty)."""
     folder: Path
     summary: dict
     timeseries: pd.DataFrame = field(repr=False)
     instances: pd.DataFrame = field(repr=False)
     scaling_events: pd.DataFrame = field(repr=False)
     scenario: dict | None = field(default=None, repr=False)
+    latency_histogram: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @classmethod
     def read(cls, folder) -> "RunFiles":
@@ -44,7 +45,8 @@ class RunFiles:
         return cls(folder, json.loads(summary_file.read_text()), _csv(folder / "timeseries.csv"),
                    _csv(folder / "instances.csv"),
                    _csv(folder / "scaling_events.csv", ["time", "from", "to", "reason"]),
-                   json.loads(scenario_file.read_text()) if scenario_file.exists() else None)
+                   json.loads(scenario_file.read_text()) if scenario_file.exists() else None,
+                   _csv(folder / "latency_histogram.csv"))
 
 
 def scenario_value(run, dotted: str, default=None):
@@ -55,6 +57,18 @@ def scenario_value(run, dotted: str, default=None):
             return default
         node = node.get(part) if isinstance(node, dict) else getattr(node, part, None)
     return default if node is None else node
+
+
+def scenario_model(run):
+    """``run.scenario`` as a validated ``Scenario`` (read back from scenario.json), or None."""
+    from capsim.scenario.config import Scenario
+    sc = getattr(run, "scenario", None)
+    if sc is None or isinstance(sc, Scenario):
+        return sc
+    try:
+        return Scenario.model_validate(sc)
+    except Exception:        # noqa: BLE001 (a scenario.json of another version: no calendar marks)
+        return None
 
 
 def time_hours(df: pd.DataFrame, column: str = "t_end") -> pd.Series:

@@ -3,34 +3,49 @@
 - ``cost_vs_p95(*sides)``: monthly cost against latency p95, one point per replication
   (paired replications of a CRN comparison joined by a thin line);
 - ``overlay(a, b)``: A's and B's time series (replication 1) on shared axes;
-- ``forest(comparison)``: paired differences B - A with 95% intervals, in % of A;
-- ``sweep_curves(table, param)``: a metric's mean and interval against the swept parameter;
-- ``pareto(table)``: every sweep point's cost against p95, the non-dominated ones joined;
+- ``bands(sides, run)``: per interval, the mean over the replications and the band from the
+  lowest to the highest replication, one colour per side;
+- ``forest(comparison)``: paired differences B - A with 95% intervals, in % of A, titled
+  with what A and B are;
 - ``plan_costs(plan)``: the capacity plan's cheapest monthly cost per load level beside
   the seed's guesses.
 
-Inputs are the objects the experiments return or what they write (tables and dicts), so
-``capsim report`` can draw them again from an output folder.
+Sweep figures: ``capsim.report.sweep_figures``. Inputs are the objects the experiments
+return or what they write (tables and dicts), so ``capsim report`` can draw them again
+from an output folder.
 """
 from __future__ import annotations
 
-import math
+import html
 
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from capsim.report.data import time_hours
-from capsim.report.run_figures_infra import note
-from capsim.experiments.sweep import STAT_COLUMNS
+from capsim.report.labels import format_p, format_value, metric_label, metric_unit
+from capsim.report.run_figures_infra import instance_axis, note
+from capsim.report.sweep_figures import COST, P95
+from capsim.report.timeaxis import time_axis, time_title, times
 
-__all__ = ["cost_vs_p95", "overlay", "forest", "sweep_curves", "pareto", "pareto_front", "plan_costs",
-           "sweep_figures", "COST", "P95"]
+__all__ = ["cost_vs_p95", "overlay", "bands", "forest", "plan_costs", "COST", "P95", "BAND_LABELS"]
 
-COST, P95 = "monthly_cost_usd", "latency_ms.p95"
 LAYOUT = dict(template="plotly_white", height=420, legend=dict(orientation="h", y=-0.2))
 OVERLAY = {"instances_ready": "ready instances", "latency_p95_ms": "latency p95 (ms)",
-           "cpu_util": "CPU utilisation", "cost_usd_cum": "cumulative cost ($)"}
+           "cpu_util": "CPU utilisation (%)", "cost_usd_cum": "cumulative cost ($)"}
+# per-interval columns drawn as bands over replications: (label, scale)
+BAND_LABELS = {"arrivals": ("arrivals per interval", 1.0), "instances_ready": ("ready instances", 1.0),
+               "cpu_util": ("CPU utilisation (%)", 100.0), "latency_p95_ms": ("latency p95 (ms)", 1.0),
+               "server_error_rate": ("server error rate (%)", 100.0), "rejected_rate": ("rejected, 429 (%)", 100.0)}
+SIDE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+
+
+def _tall(fig: go.Figure, height: int, title: str) -> go.Figure:
+    """A tall stack of panels: the legend between the title and the first panel (not hundreds of px below)."""
+    top, bottom = 140, 80
+    legend = dict(orientation="h", yanchor="bottom", xanchor="left", x=0, y=1 + 40 / (height - top - bottom))
+    fig.update_layout(**{**LAYOUT, "height": height, "legend": legend}, margin=dict(t=top, b=bottom),
+                      title=dict(text=title, y=1 - 25 / height, yanchor="top"))
+    return fig
 
 
 def _table(side) -> pd.DataFrame:
@@ -48,10 +63,11 @@ def cost_vs_p95(*sides, labels=None) -> go.Figure:
         for (_, ra), (_, rb) in zip(tables[0].iterrows(), tables[1].iterrows()):
             fig.add_trace(go.Scatter(x=[ra[P95], rb[P95]], y=[ra[COST], rb[COST]], mode="lines",
                                      line=dict(color="lightgrey", width=1), showlegend=False, hoverinfo="skip"))
-    for t, label in zip(tables, labels):
+    for k, (t, label) in enumerate(zip(tables, labels)):
         text = [f"replication {r}, seed {s}" for r, s in zip(t.get("replication", t.index + 1),
                                                              t.get("seed", [""] * len(t)))]
-        fig.add_trace(go.Scatter(x=t[P95], y=t[COST], mode="markers", name=label, text=text, marker=dict(size=10),
+        fig.add_trace(go.Scatter(x=t[P95], y=t[COST], mode="markers", name=label, text=text,
+                                 marker=dict(size=10, color=SIDE_COLORS[k % len(SIDE_COLORS)]),
                                  hovertemplate="%{text}<br>p95 %{x:.1f} ms<br>$%{y:.2f}/month<extra>" + label
                                  + "</extra>"))
     fig.update_layout(title="Cost against latency, one point per replication", xaxis_title="latency p95 (ms)",
@@ -69,13 +85,62 @@ def overlay(a, b, columns=tuple(OVERLAY), labels=("A", "B")) -> go.Figure:
         for row, c in enumerate(columns, start=1):
             if c not in ts:
                 continue
-            fig.add_trace(go.Scatter(x=time_hours(ts), y=ts[c], name=label, legendgroup=label,
-                                     showlegend=row == 1, line=dict(dash=dash, color=color),
+            scale = 100.0 if c == "cpu_util" else 1.0
+            fig.add_trace(go.Scatter(x=times(a, ts["t_end"].astype(float)), y=ts[c] * scale, name=label,
+                                     legendgroup=label, showlegend=row == 1, line=dict(dash=dash, color=color),
                                      line_shape="hv" if c.startswith("instances") else "linear"), row=row, col=1)
-    fig.update_xaxes(title_text="simulated time (h)", row=len(columns), col=1)
-    fig.update_layout(**{**LAYOUT, "height": 220 * len(columns) + 100},
-                      title=f"{labels[0]} and {labels[1]}, replication 1")
-    return fig
+    for row, c in enumerate(columns, start=1):
+        if c.startswith("instances"):
+            top = max(float(r.timeseries[c].max()) for r in (a, b) if c in r.timeseries)
+            fig.update_yaxes(**instance_axis(top), row=row, col=1)
+    time_axis(fig, a)
+    fig.update_xaxes(title_text=time_title(a), row=len(columns), col=1)
+    named = tuple(labels) != ("A", "B")
+    return _tall(fig, 220 * len(columns) + 220,
+                 f"A: {labels[0]} and B: {labels[1]}, replication 1" if named else "A and B, replication 1")
+
+
+def bands(sides: dict, run, columns=tuple(BAND_LABELS)) -> go.Figure:
+    """Per interval: the mean over the replications (line) and the range from the lowest to the highest
+    replication (band), one colour per side. ``sides``: {label: DataFrame with replication, t_end and
+    the columns} (``replications_timeseries.csv``); ``run``: where the calendar comes from."""
+    columns = [c for c in columns if any(c in t for t in sides.values())]
+    if not columns:
+        return note(go.Figure(layout=LAYOUT), "no per-replication time series")
+    fig = make_subplots(rows=len(columns), cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                        subplot_titles=[BAND_LABELS.get(c, (c, 1))[0] for c in columns])
+    for k, (label, t) in enumerate(sides.items()):
+        color = SIDE_COLORS[k % len(SIDE_COLORS)]
+        n = t["replication"].nunique() if "replication" in t else 0
+        for row, c in enumerate(columns, start=1):
+            if c not in t:
+                continue
+            scale = BAND_LABELS.get(c, (c, 1.0))[1]
+            g = t.groupby("t_end", sort=True)[c].agg(["mean", "min", "max"]) * scale
+            x = times(run, g.index.to_numpy(dtype=float))
+            fig.add_trace(go.Scatter(x=x, y=g["max"], mode="lines", line=dict(width=0), showlegend=False,
+                                     legendgroup=label, hoverinfo="skip"), row=row, col=1)
+            fig.add_trace(go.Scatter(x=x, y=g["min"], mode="lines", line=dict(width=0), fill="tonexty",
+                                     fillcolor=_rgba(color, 0.18), showlegend=False, legendgroup=label,
+                                     hoverinfo="skip"), row=row, col=1)
+            fig.add_trace(go.Scatter(x=x, y=g["mean"], mode="lines", name=f"{label} (mean of {n}; band: range)",
+                                     legendgroup=label, showlegend=row == 1, line=dict(color=color, width=1.5),
+                                     hovertemplate=f"{label}: %{{y:.3g}}<extra></extra>"), row=row, col=1)
+            if c.startswith("instances"):
+                fig.update_yaxes(**instance_axis(float(g["max"].max())), row=row, col=1)
+    time_axis(fig, run)
+    fig.update_xaxes(title_text=time_title(run), row=len(columns), col=1)
+    for row, c in enumerate(columns, start=1):
+        if c.endswith("_rate"):
+            fig.update_yaxes(rangemode="tozero", row=row, col=1)
+    fig.update_layout(hovermode="x unified")
+    return _tall(fig, 200 * len(columns) + 220,
+                 "Over the replications: mean per interval, band from the lowest to the highest")
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
 
 
 # -- comparison -----------------------------------------------------------------------------
@@ -102,101 +167,38 @@ def forest(comparison, metrics=None) -> go.Figure:
     lo = [rel(m, "ci_low") for m in shown]
     hi = [rel(m, "ci_high") for m in shown]
     sig = [lo_ is not None and (lo_ > 0 or hi_ < 0) for lo_, hi_ in zip(lo, hi)]
-    text = [f"A {_num(ms[m]['a'])}, B {_num(ms[m]['b'])}<br>B − A {_num(ms[m]['diff'])} "
-            f"[{_num(ms[m].get('ci_low'))}, {_num(ms[m].get('ci_high'))}]<br>p = {_num(ms[m].get('p_value'))}<br>"
-            f"{ms[m].get('verdict', '')}" for m in shown]
+    text = [_hover(m, ms[m]) for m in shown]
     fig = go.Figure(go.Scatter(
-        x=x, y=[HEADLINE[m][0] if m in HEADLINE else m for m in shown], mode="markers", text=text,
+        x=x, y=[metric_label(m) for m in shown], mode="markers", text=text,
         marker=dict(size=11, color=["#d62728" if s else "#7f7f7f" for s in sig]),
         error_x=dict(type="data", symmetric=False, array=[(h - v) if h is not None else 0 for h, v in zip(hi, x)],
                      arrayminus=[(v - lo_) if lo_ is not None else 0 for lo_, v in zip(lo, x)]),
         hovertemplate="%{y}: %{x:.2f}% of A<br>%{text}<extra></extra>", name="B − A"))
     fig.add_vline(x=0, line=dict(color="black", width=1))
     note = ("not shown (A's mean is 0): " + ", ".join(skipped)) if skipped else ""
-    fig.update_layout(title="B − A with 95% confidence intervals (red: interval excludes 0)",
+    a_label, b_label = _labels(comparison)
+    fig.update_layout(title=f"B − A with 95% confidence intervals (red: interval excludes 0)<br><sub>A: "
+                            f"{html.escape(a_label)}<br>B: {html.escape(b_label)}</sub>",
                       xaxis_title="difference, % of A's mean" + (f"<br><sub>{note}</sub>" if note else ""),
-                      yaxis=dict(autorange="reversed"), **{**LAYOUT, "height": 120 + 45 * max(len(shown), 1)})
+                      yaxis=dict(autorange="reversed"), margin=dict(t=110),
+                      **{**LAYOUT, "height": 180 + 45 * max(len(shown), 1)})
     return fig
 
 
-def _num(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    return f"{v:.4g}"
+def _labels(comparison) -> tuple[str, str]:
+    """What A and B are: a Comparison's labels, or comparison.json's ``a`` and ``b``."""
+    if hasattr(comparison, "label_a"):
+        return comparison.label_a, comparison.label_b
+    if isinstance(comparison, dict) and "a" in comparison and isinstance(comparison["a"], str):
+        return comparison["a"], comparison["b"]
+    return "A", "B"
 
 
-# -- sweeps ---------------------------------------------------------------------------------
-def sweep_params(table: pd.DataFrame) -> list[str]:
-    fixed = {"point", "metric", "error", *STAT_COLUMNS}
-    return [c for c in table.columns if c not in fixed]
-
-
-def _sorted_values(values: pd.Series) -> list:
-    vals = list(dict.fromkeys(values))
-    try:
-        return sorted(vals, key=float)
-    except (TypeError, ValueError):
-        return vals
-
-
-def sweep_curves(table: pd.DataFrame, param: str, metric: str = COST, by: str | None = None) -> go.Figure:
-    """``metric``'s mean with its 95% interval against ``param``, one line per value of ``by``."""
-    rows = table[table["metric"] == metric]
-    groups = [(None, rows)] if by is None else [(v, rows[rows[by] == v]) for v in _sorted_values(rows[by])]
-    fig = go.Figure()
-    for value, g in groups:
-        g = g.assign(_x=pd.Categorical(g[param], _sorted_values(rows[param]), ordered=True)).sort_values("_x")
-        fig.add_trace(go.Scatter(
-            x=[str(v) for v in g[param]], y=g["mean"], mode="lines+markers",
-            name=metric if value is None else f"{by}={value}",
-            error_y=dict(type="data", symmetric=False, array=g["ci_high"] - g["mean"],
-                         arrayminus=g["mean"] - g["ci_low"])))
-    fig.update_layout(title=f"{metric} against {param} (mean, 95% CI)", xaxis_title=param, yaxis_title=metric,
-                      xaxis_type="category", **LAYOUT)
-    return fig
-
-
-def pareto_front(points: pd.DataFrame, cost: str = COST, latency: str = P95) -> pd.DataFrame:
-    """The points no other point beats on both cost and latency (lower is better), by cost."""
-    pts = points.dropna(subset=[cost, latency]).sort_values([cost, latency])
-    best, keep = math.inf, []
-    for i, r in pts.iterrows():
-        if r[latency] < best:
-            best = r[latency]
-            keep.append(i)
-    return pts.loc[keep]
-
-
-def pareto(table: pd.DataFrame, cost: str = COST, latency: str = P95) -> go.Figure:
-    """Each sweep point's mean cost against mean latency; the cost–latency Pareto front joined."""
-    params = sweep_params(table)
-    wide = table.pivot_table(index="point", columns="metric", values="mean", aggfunc="first")
-    labels = table.drop_duplicates("point").set_index("point")[params]
-    pts = wide.join(labels)
-    if cost not in pts or latency not in pts:
-        return _empty(f"no {cost} / {latency} in this sweep")
-    pts["label"] = [", ".join(f"{p}={r[p]}" for p in params) for _, r in pts.iterrows()]
-    front = pareto_front(pts, cost, latency)
-    fig = go.Figure([
-        go.Scatter(x=pts[latency], y=pts[cost], mode="markers", name="sweep points", text=pts["label"],
-                   marker=dict(size=9, color="#7f7f7f"),
-                   hovertemplate="%{text}<br>p95 %{x:.1f} ms<br>$%{y:.2f}/month<extra></extra>"),
-        go.Scatter(x=front[latency], y=front[cost], mode="lines+markers", name="Pareto front", text=front["label"],
-                   line=dict(color="#d62728"), marker=dict(size=11),
-                   hovertemplate="%{text}<br>p95 %{x:.1f} ms<br>$%{y:.2f}/month<extra></extra>")])
-    fig.update_layout(title="Cost against latency: the points nothing beats on both", xaxis_title="latency p95 (ms)",
-                      yaxis_title="monthly cost ($)", **LAYOUT)
-    return fig
-
-
-def sweep_figures(table: pd.DataFrame) -> dict[str, go.Figure]:
-    """Cost and p95 against the first parameter (a line per value of the second), and the front."""
-    params = sweep_params(table)
-    if not params or table["metric"].isna().all():
-        return {"sweep": _empty("no finished sweep points")}
-    param, by = params[0], (params[1] if len(params) > 1 else None)
-    return {"sweep_cost": sweep_curves(table, param, COST, by), "sweep_p95": sweep_curves(table, param, P95, by),
-            "pareto": pareto(table)}
+def _hover(m: str, d: dict) -> str:
+    unit, scale = metric_unit(m)
+    f = lambda v: format_value(v, unit, scale)  # noqa: E731
+    return (f"A {f(d['a'])}, B {f(d['b'])}<br>B − A {f(d['diff'])} [{f(d.get('ci_low'))}, {f(d.get('ci_high'))}]"
+            f"<br>p = {format_p(d.get('p_value'))}<br>{d.get('verdict', '')}")
 
 
 # -- capacity plan --------------------------------------------------------------------------

@@ -16,12 +16,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from capsim.report.data import scenario_value, time_hours
+from capsim.report.data import scenario_value
+from capsim.report.timeaxis import mark_calendar, shade_warmup, time_axis, time_title, times
 
-__all__ = ["database", "cache_hit_rates", "utilisation_heatmap", "sockets", "HEATMAP_METRICS"]
+__all__ = ["database", "cache_hit_rates", "utilisation_heatmap", "sockets", "HEATMAP_METRICS", "xs", "has", "line",
+           "style", "decorate", "note", "per_second", "instance_axis"]
 
 HEIGHT = 420
-TIME_TITLE = "simulated time (h)"
 HEATMAP_METRICS = {"cpu_util": "CPU utilisation", "memory_util": "memory utilisation"}
 _COLORS = qualitative.Plotly
 
@@ -32,9 +33,11 @@ def has(df: pd.DataFrame | None, *columns: str) -> bool:
     return df is not None and len(df) > 0 and all(c in df and df[c].notna().any() for c in columns)
 
 
-def hours(df: pd.DataFrame) -> pd.Series:
-    """``time_hours(df)``; all NaN when ``df`` has no ``t_end`` (nothing to plot, but no error)."""
-    return time_hours(df) if "t_end" in df else pd.Series(np.nan, index=df.index, dtype=float)
+def xs(run, df: pd.DataFrame, column: str = "t_end"):
+    """The time axis values of ``df``'s rows (``timeaxis.times``); all NaN when ``df`` has no ``column``."""
+    if column not in df:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return times(run, df[column].astype(float))
 
 
 def per_second(df: pd.DataFrame, column: str) -> pd.Series:
@@ -47,28 +50,24 @@ def line(x, y, name: str, fmt: str, **kw) -> go.Scatter:
     return go.Scatter(x=x, y=y, name=name, mode="lines", hovertemplate=f"{name}: {fmt}<extra></extra>", **kw)
 
 
-def style(fig: go.Figure, title: str, ytitle: str, y2title: str | None = None, height: int = HEIGHT) -> go.Figure:
-    """The common template: white, ``height``, horizontal legend at the bottom, hours on x."""
+def style(fig: go.Figure, title: str, ytitle: str, y2title: str | None = None, height: int = HEIGHT,
+          run=None) -> go.Figure:
+    """The common template: white, ``height``, horizontal legend at the bottom, the run's time on x."""
     fig.update_layout(template="plotly_white", height=height, title=title, hovermode="x unified",
                       legend=dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0),
                       margin=dict(t=60, b=90, l=70, r=70))
-    fig.update_xaxes(title_text=TIME_TITLE, hoverformat=".2f")
+    fig.update_xaxes(title_text=time_title(run))
+    time_axis(fig, run)
     fig.update_layout(yaxis_title=ytitle)
     if y2title is not None:
         fig.update_layout(yaxis2=dict(title=y2title, overlaying="y", side="right", showgrid=False, tickmode="auto"))
     return fig
 
 
-def shade_warmup(fig: go.Figure, ts: pd.DataFrame, layer: str = "below", **where) -> go.Figure:
-    """A light grey band labelled "warm-up" over the rows flagged ``warmup``."""
-    if not has(ts, "warmup", "t_start", "t_end"):
-        return fig
-    flagged = ts[ts["warmup"].astype(str).str.lower().isin(["true", "1", "1.0"])]
-    if len(flagged):
-        fig.add_vrect(x0=flagged["t_start"].min() / 3600, x1=flagged["t_end"].max() / 3600,
-                      fillcolor="lightgrey", opacity=0.35, line_width=0, layer=layer,
-                      annotation_text="warm-up", annotation_position="top left", **where)
-    return fig
+def decorate(fig: go.Figure, run, layer: str = "below", labels: bool = True, **where) -> go.Figure:
+    """Warm-up band, event bands and schedule lines (``timeaxis``) on a time figure."""
+    shade_warmup(fig, run, layer=layer, **where)
+    return mark_calendar(fig, run, labels=labels, **where)
 
 
 def note(fig: go.Figure, text: str) -> go.Figure:
@@ -76,6 +75,13 @@ def note(fig: go.Figure, text: str) -> go.Figure:
     fig.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
                        font=dict(size=14, color="grey"))
     return fig
+
+
+def instance_axis(top) -> dict:
+    """Axis settings for instance counts up to ``top``: whole numbers from 0 (a tick each up to 12)."""
+    top = 1 if top is None or top != top else max(1, int(top))
+    ticks = dict(tickmode="linear", tick0=0, dtick=1) if top <= 12 else dict(tickmode="auto")
+    return dict(rangemode="tozero", tickformat="d", range=[0, top + 0.5], **ticks)
 
 
 def _instances(run, column: str) -> pd.DataFrame | None:
@@ -91,10 +97,10 @@ def _pool_traces(fig: go.Figure, run) -> None:
         for col, name, dash in (("pool_in_use", "pool in use (all instances)", None),
                                 ("pool_waiters", "pool waiters (all instances)", "dot")):
             if has(ts, col):
-                fig.add_trace(line(hours(ts), ts[col], name, "%{y:.0f}", line_dash=dash), row=1, col=1)
+                fig.add_trace(line(xs(run, ts), ts[col], name, "%{y:.0f}", line_dash=dash), row=1, col=1)
         return
     for k, (iid, g) in enumerate(inst.sort_values("t_end").groupby("instance", sort=True)):
-        color, x = _COLORS[k % len(_COLORS)], hours(g)
+        color, x = _COLORS[k % len(_COLORS)], xs(run, g)
         fig.add_trace(line(x, g["pool_in_use"], f"instance {iid} in use", "%{y:.0f}", legendgroup=f"i{iid}",
                            line_color=color), row=1, col=1)
         if "pool_waiters" in g:
@@ -105,7 +111,7 @@ def _pool_traces(fig: go.Figure, run) -> None:
 def _server_traces(fig: go.Figure, run) -> None:
     ts, limit = run.timeseries, scenario_value(run, "database.max_connections", None)
     if has(ts, "db_connections"):
-        fig.add_trace(line(hours(ts), ts["db_connections"], "server connections", "%{y:.0f}", line_color="black"),
+        fig.add_trace(line(xs(run, ts), ts["db_connections"], "server connections", "%{y:.0f}", line_color="black"),
                       row=2, col=1, secondary_y=False)
     if limit is not None:   # headroom above the limit line
         top = max(float(limit), float(ts["db_connections"].max()) if has(ts, "db_connections") else 0.0)
@@ -113,7 +119,7 @@ def _server_traces(fig: go.Figure, run) -> None:
         fig.add_hline(y=float(limit), line_dash="dash", line_color="firebrick", row=2, col=1,
                       annotation_text=f"max_connections {limit:g}", annotation_position="bottom right")
     if has(ts, "db_util"):
-        fig.add_trace(line(hours(ts), ts["db_util"], "database utilisation", "%{y:.1%}",
+        fig.add_trace(line(xs(run, ts), ts["db_util"], "database utilisation", "%{y:.1%}",
                            line=dict(color="grey", width=1)), row=2, col=1, secondary_y=True)
     else:
         fig.add_annotation(text="database utilisation not tracked (no concurrency limit)", showarrow=False,
@@ -128,12 +134,15 @@ def database(run) -> go.Figure:
                         subplot_titles=("connection pool per instance", "database server"))
     _pool_traces(fig, run)
     _server_traces(fig, run)
-    style(fig, "Database connections", "pool connections", height=HEIGHT + 140)
+    style(fig, "Database connections", "pool connections", height=HEIGHT + 140, run=run)
     fig.update_xaxes(title_text=None, row=1, col=1)
     fig.update_yaxes(title_text="server connections", row=2, col=1, secondary_y=False)
     fig.update_yaxes(title_text="utilisation", tickformat=".0%", range=[0, 1], row=2, col=1,
                      secondary_y=True, showgrid=False)
-    return shade_warmup(fig, run.timeseries, row="all", col=1)
+    pool = [np.nanmax(np.asarray(t.y, dtype=float)) for t in fig.data
+            if t.name.startswith(("instance", "pool")) and t.y is not None and len(t.y)]
+    fig.update_yaxes(**instance_axis(max(pool, default=1.0)), row=1, col=1)
+    return decorate(fig, run, labels=False, row="all", col=1)
 
 
 # -- cache ------------------------------------------------------------------------------
@@ -143,15 +152,15 @@ def cache_hit_rates(run) -> go.Figure:
     classes = sorted(c for c in ts.columns if c.startswith("cache_hit_rate_") and has(ts, c))
     for col in classes:
         name = col.removeprefix("cache_hit_rate_").replace("_", " ")
-        fig.add_trace(line(hours(ts), 100 * ts[col], name, "%{y:.1f}%", line_width=1.5))
+        fig.add_trace(line(xs(run, ts), 100 * ts[col], name, "%{y:.1f}%", line_width=1.5))
     if has(ts, "cache_hit_rate"):
-        fig.add_trace(line(hours(ts), 100 * ts["cache_hit_rate"], "overall", "%{y:.1f}%",
+        fig.add_trace(line(xs(run, ts), 100 * ts["cache_hit_rate"], "overall", "%{y:.1f}%",
                            line=dict(color="black", width=3.5)))
     if not fig.data:
         note(fig, "no cache in this run")
-    style(fig, "Cache hit rates", "hit rate (%)")
+    style(fig, "Cache hit rates", "hit rate (%)", run=run)
     fig.update_yaxes(range=[0, 100])
-    return shade_warmup(fig, ts)
+    return decorate(fig, run)
 
 
 # -- utilisation heatmap ----------------------------------------------------------------
@@ -171,17 +180,17 @@ def utilisation_heatmap(run, metric: str = "cpu_util") -> go.Figure:
         raise ValueError(f"metric must be one of {sorted(HEATMAP_METRICS)}, got {metric!r}")
     label, fig, grid = HEATMAP_METRICS[metric], go.Figure(), _grid(run, metric)
     if grid is None:
-        style(fig, f"{label} per instance", "instance")
+        style(fig, f"{label} per instance", "instance", run=run)
         return note(fig, "no per-instance data in this run")
     names = [f"instance {i}" for i in grid.index]
-    fig.add_trace(go.Heatmap(z=grid.to_numpy(dtype=float), x=np.asarray(grid.columns, float) / 3600, y=names,
+    fig.add_trace(go.Heatmap(z=grid.to_numpy(dtype=float), x=times(run, np.asarray(grid.columns, float)), y=names,
                              zmin=0, zmax=100, colorscale="Viridis", colorbar=dict(title="%"),
                              hoverongaps=False, name=label,
-                             hovertemplate="%{y}<br>%{x:.2f} h<br>" + label + ": %{z:.1f}%<extra></extra>"))
+                             hovertemplate="%{y}<br>%{x}<br>" + label + ": %{z:.1f}%<extra></extra>"))
     style(fig, f"{label} per instance (%; blank: not running)", "instance",
-          height=max(HEIGHT, 160 + 22 * len(names)))
+          height=max(HEIGHT, 160 + 22 * len(names)), run=run)
     fig.update_layout(hovermode="closest")
-    return shade_warmup(fig, run.timeseries, layer="above")
+    return decorate(fig, run, layer="above", labels=False)
 
 
 # -- sockets ----------------------------------------------------------------------------
@@ -190,12 +199,13 @@ def sockets(run) -> go.Figure:
     ts, fig, inst = run.timeseries, go.Figure(), _instances(run, "sockets")
     if inst is not None:
         for k, (iid, g) in enumerate(inst.sort_values("t_end").groupby("instance", sort=True)):
-            fig.add_trace(line(hours(g), g["sockets"], f"instance {iid}", "%{y:.0f} sockets",
+            fig.add_trace(line(xs(run, g), g["sockets"], f"instance {iid}", "%{y:.0f} sockets",
                                line_color=_COLORS[k % len(_COLORS)]))
     if has(ts, "sockets_max", "sockets_min"):
-        fig.add_trace(line(hours(ts), ts["sockets_max"] - ts["sockets_min"], "imbalance (max − min)",
+        fig.add_trace(line(xs(run, ts), ts["sockets_max"] - ts["sockets_min"], "imbalance (max − min)",
                            "%{y:.0f} sockets", line=dict(color="black", dash="dash")))
     if not fig.data:
         note(fig, "no sockets in this run")
-    style(fig, "WebSocket connections per instance", "open sockets")
-    return shade_warmup(fig, ts)
+    style(fig, "WebSocket connections per instance", "open sockets", run=run)
+    fig.update_yaxes(rangemode="tozero", tickformat="d")
+    return decorate(fig, run)

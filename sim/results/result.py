@@ -2,7 +2,10 @@
 
 Totals cover the measurement window [warmup, horizon]: requests arriving in it,
 outcomes of requests completing in it, and instance time within it. Conservation:
-``in_flight_start + requests.total == completed + in_flight_end``.
+``in_flight_start + requests.total == completed + in_flight_end``. Failures are split
+into ``server_error_rate`` (5xx-like outcomes, ``capsim.models.request.SERVER_ERRORS``)
+and ``rejected_rate`` (429s from rate limits); the two are never summed into one figure
+here (the ``slo`` block says which one its objectives count).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from capsim.models.pricing import extras_cost, instance_cost, monthly_projection
-from capsim.models.request import OUTCOMES
+from capsim.models.request import OUTCOMES, REJECTED, SERVER_ERRORS
 
 __all__ = ["Result", "summarize"]
 
@@ -28,6 +31,7 @@ class Result:
     events: list[dict] = field(default_factory=list, repr=False)   # scaling events
     instance_rows: list[dict] = field(default_factory=list, repr=False)   # per instance and interval
     scenario: object = field(default=None, repr=False)   # the validated Scenario that ran (written as scenario.json)
+    histogram_rows: list[dict] = field(default_factory=list, repr=False)   # latency histogram of the window
 
     @property
     def timeseries(self) -> pd.DataFrame:
@@ -42,6 +46,11 @@ class Result:
         """One row per instance and interval: ready, cpu_util, memory_util, sockets, in_flight, pool_in_use, pool_waiters."""
         return pd.DataFrame(self.instance_rows)
 
+    @property
+    def latency_histogram(self) -> pd.DataFrame:
+        """The measured window's latency histogram: lower_ms, upper_ms, responses, ok, endpoint:<name>."""
+        return pd.DataFrame(self.histogram_rows)
+
     def format(self) -> str:
         """The summary in a dozen lines, as ``capsim run`` prints it."""
         from capsim.results.text import format_summary
@@ -54,6 +63,8 @@ class Result:
         self.timeseries.to_csv(out / "timeseries.csv", index=False)
         self.scaling_events.to_csv(out / "scaling_events.csv", index=False)
         self.instances.to_csv(out / "instances.csv", index=False)
+        if self.histogram_rows:
+            self.latency_histogram.to_csv(out / "latency_histogram.csv", index=False)
         if self.scenario is not None:
             (out / "scenario.json").write_text(self.scenario.model_dump_json(indent=2, by_alias=True) + "\n")
         return out
@@ -68,7 +79,7 @@ def summarize(model) -> dict:
     window = sc.horizon - sc.warmup
     counts = {name: int(c) for name, c in zip(OUTCOMES, m.total_count)}
     completed = sum(counts.values())
-    errors = completed - counts["ok"]
+    server, rejected = (sum(counts[o] for o in group) for group in (SERVER_ERRORS, REJECTED))
     rows = [r for r in m.rows if not r["warmup"]]
     inst_mean = sum(r["instances"] * (r["t_end"] - r["t_start"]) for r in rows) / window
     seconds = model.fleet.instance_seconds(sc.warmup, sc.horizon)
@@ -90,9 +101,13 @@ def summarize(model) -> dict:
         "requests": {"total": int(m.total_arrivals), "completed": completed, **counts,
                      "in_flight_start": int(m.in_system_at_warmup), "in_flight_end": int(m.in_system)},
         "throughput_rps": _f(completed / window),
-        "error_rate": _f(errors / completed if completed else float("nan"), 6),
+        "server_error_rate": _f(server / completed if completed else float("nan"), 6),
+        "rejected_rate": _f(rejected / completed if completed else float("nan"), 6),
+        "errors": {"server": server, "rejected": rejected, "server_outcomes": ", ".join(SERVER_ERRORS),
+                   "rejected_outcomes": ", ".join(REJECTED) + " (429)"},
         "latency_ms": {k: _f(lat[k]) for k in ("mean", "p50", "p95", "p99")},
         "latency_ok_ms": {k: _f(ok[k]) for k in ("mean", "p50", "p95", "p99")},
+        "latency_by_endpoint_ms": _by_endpoint(m),
         "latency_rel_err": 0.005,
         "pool": {"wait_p95_ms": _f(1000 * wait.quantile(0.95)) if wait.count else 0.0,
                  "acquires": int(wait.count), "timeouts": counts["pool_timeout"],
@@ -122,6 +137,15 @@ def summarize(model) -> dict:
         "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
                      "peak": peak_users},
     }
+
+
+def _by_endpoint(m) -> dict:
+    """Per endpoint: responses, mean, p50, p95, p99 (ms) over the measured window, every outcome."""
+    out = {}
+    for name in m.endpoints:
+        lat = m.latency_ms(endpoints=[name])
+        out[name] = {"count": lat["count"], **{k: _f(lat[k]) for k in ("mean", "p50", "p95", "p99")}}
+    return out
 
 
 def _weighted(rows: list[dict], key: str) -> float:

@@ -27,7 +27,8 @@ def summary_lines(s: dict, simulated: int | None = None) -> list[tuple[str, str]
             f"measured after {human_duration(s['warmup_seconds'])} of warm-up" if s.get("warmup_seconds")
             else "no warm-up")),
         ("requests", f"{req['total']:,} ({outcomes})"),
-        ("error rate", _pct(s["error_rate"])),
+        ("errors", f"server errors {_pct(s['server_error_rate'])} ({s['errors']['server']:,}); "
+                   f"rejected by rate limits {_pct(s['rejected_rate'])} ({s['errors']['rejected']:,} responses 429)"),
         ("latency", "  ".join(f"{k} {_ms(lat[k])}" for k in ("mean", "p50", "p95", "p99"))),
         ("pool", f"wait p95 {_ms(pool['wait_p95_ms'])}, {pool['timeouts']:,} timeouts"),
         ("instances", f"mean {_num(inst['mean'], 2)}, max {inst['max']}, {_num(s['instance_hours'], 2)} instance-hours"),
