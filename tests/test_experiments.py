@@ -67,6 +67,24 @@ def test_paired_difference_matches_scipy_and_degenerate_cases_have_no_nan():
     assert verdict("error_rate", zero) == "no difference (identical in every replication)"
 
 
+def test_intervals_are_the_textbook_t_intervals():
+    """The formulas the hand-written code used to compute, as an independent check of scipy's intervals."""
+    a, b = [1.0, 2.0, 3.5, 4.0], [1.5, 2.9, 3.9, 5.1]
+    d = np.subtract(b, a)
+    half = stats.t.ppf(0.975, 3) * np.std(d, ddof=1) / math.sqrt(4)
+    p = paired_diff(a, b)
+    assert p["ci_low"] == pytest.approx(d.mean() - half, rel=1e-12) and p["half_width"] == pytest.approx(half, rel=1e-12)
+    x, y = np.array(a), np.array([1.5, 2.9, 3.9, 5.1, 7.0])
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    half = stats.t.ppf(0.975, df) * math.sqrt(vx + vy)
+    w = unpaired_diff(x, y)
+    assert w["diff"] == pytest.approx(y.mean() - x.mean()) and w["half_width"] == pytest.approx(half, rel=1e-12)
+    assert w["ci_high"] == pytest.approx(y.mean() - x.mean() + half, rel=1e-12)
+    one_sided = unpaired_diff([2.0, 2.0, 2.0], [1.0, 2.0, 4.0])       # A without spread: df = n_B - 1
+    assert one_sided["half_width"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std([1, 2, 4], ddof=1) / math.sqrt(3))
+
+
 def test_flatten_keeps_numeric_leaves():
     flat = flatten({"a": {"b": 1, "c": None, "d": "text", "e": True}, "f": 2.5, "g": [1, 2]})
     assert flat.keys() == {"a.b", "a.c", "a.e", "f"} and flat["a.e"] == 1.0 and math.isnan(flat["a.c"])
