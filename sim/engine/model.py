@@ -30,6 +30,7 @@ from capsim.engine.streams import Streams
 __all__ = ["Model"]
 
 UNAVAILABLE = OUTCOMES.index("unavailable")
+CHUNKS = 200          # stretches of simulated time between progress reports
 FLOW_ENDERS = frozenset((CRASHED, TERMINATED))
 
 
@@ -161,7 +162,10 @@ class Model:
             req.flow[0].follow(req)
 
     # -- run ------------------------------------------------------------------
-    def run(self) -> "Model":
+    def run(self, progress=None) -> "Model":
+        """Simulate to the horizon. ``progress(simulated_seconds, horizon)``, if given, is
+        called after each of ``CHUNKS`` equal stretches of simulated time (the kernel runs
+        chunk by chunk, with the same events in the same order as in one go)."""
         sc = self.scenario
         for _ in range(sc.instances.count):
             self.fleet.start(ready_after=0.0)
@@ -181,6 +185,16 @@ class Model:
             env.process(self.fleet.watch_memory(env))
         self.faults.start(env)
         t = time.perf_counter()
-        self.kernel.run(sc.horizon)
+        for until in self._chunks(progress is not None):
+            self.kernel.run(until)
+            if progress is not None:
+                progress(until, sc.horizon)
+        self.metrics.finish()
         self.wall_seconds = time.perf_counter() - t
         return self
+
+    def _chunks(self, chunked: bool) -> list[float]:
+        horizon = self.scenario.horizon
+        if not chunked:
+            return [horizon]
+        return [horizon * k / CHUNKS for k in range(1, CHUNKS)] + [horizon]
