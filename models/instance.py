@@ -17,22 +17,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.distributions import Distribution, Uniform
 from capsim.models.request import CIRCUIT_OPEN, DB_FAILURES, OK
-from capsim.models.units import Duration
+from capsim.models.units import Count, Duration, NonNegative
 
 __all__ = ["InstancesConfig", "Instance"]
 
 
 class InstancesConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    count: int = Field(1, ge=1, description="instances running (and ready) at the start")
+    count: Count = Field(1, description="instances running (and ready) at the start")
     plan: str = Field("standard", description="plan name from pricing.plans")
-    workers: int | None = Field(None, ge=1, description="event-loop threads per instance; default: the plan's vCPUs (at least 1)")
+    workers: Count | None = Field(None, description="event-loop threads per instance; default: the plan's vCPUs (at least 1)")
     provisioning: Distribution = Field(Uniform(low=30.0, high=90.0),
                                        description="from start to passing the health check (Render: 30-90 s reported)")
     shutdown_delay: Duration = Field(30.0, description="on scale-in, in-flight requests may finish for this long, then the rest are killed (Render default 30 s)")
     restart_after: Duration = Field(60.0, description="a crashed instance is restarted and healthy again after this (Render: 60 s)")
-    memory_base_mb: float = Field(160.0, ge=0, description="resident memory of an idle instance (Node + Express + Socket.io)")
-    memory_per_request_mb: float = Field(1.0, ge=0, description="memory per request in flight")
+    memory_base_mb: NonNegative = Field(160.0, description="resident memory of an idle instance (Node + Express + Socket.io)")
+    memory_per_request_mb: NonNegative = Field(1.0, description="memory per request in flight")
     out_of_memory: Literal["restart", "ignore"] = Field(
         "restart", description="at the plan's memory the instance crashes and restarts (its sockets reconnect elsewhere); ignore: memory is only reported")
     reject_cpu: Duration = Field(0.0001, description="CPU a request turned away by middleware costs (429, maintenance page)")

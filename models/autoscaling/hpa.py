@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.autoscaling.base import Decision, Observation
 from capsim.models.autoscaling.fixed import Bounded
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Count, Duration, Positive, PositiveDuration, Real
 
 __all__ = ["PodSample", "resource_replicas", "average_value_replicas", "normalize_legacy",
            "Rules", "DEFAULT_SCALE_UP", "DEFAULT_SCALE_DOWN", "stabilize", "rate_limit",
@@ -216,14 +216,14 @@ class HPAMetric(BaseModel):
     """One metric target; the largest proposal over the metrics wins."""
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: Literal["cpu", "memory", "rps"] = Field(description="what to track")
-    target: float = Field(gt=0, description="cpu, memory: average utilisation in percent of the "
+    target: Positive = Field(description="cpu, memory: average utilisation in percent of the "
                           "plan (e.g. 70); rps: average requests per second per instance (e.g. 50)")
 
 
 class HPAScalingPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: Literal["Pods", "Percent"] = Field(description="change by a number of instances or a percentage")
-    value: int = Field(gt=0, description="instances, or percent of the count at the period's start")
+    value: Count = Field(description="instances, or percent of the count at the period's start")
     period: PositiveDuration = Field(le=1800, description="the change allowed within this long")
 
 
@@ -257,7 +257,7 @@ class HPAConfig(Bounded):
     Observation (which scheduled actions may move)."""
     policy: Literal["hpa"] = "hpa"
     sync_period: PositiveDuration = Field(15.0, description="time between evaluations (--horizontal-pod-autoscaler-sync-period)")
-    tolerance: float = Field(0.1, ge=0, lt=1, description="no change while the metric is within this fraction of the target")
+    tolerance: Real(ge=0, lt=1) = Field(0.1, description="no change while the metric is within this fraction of the target")
     metrics: list[HPAMetric] = Field(default_factory=lambda: [HPAMetric(type="cpu", target=70)],
                                      min_length=1, description="targets; the largest proposal wins")
     behavior: Optional[HPABehavior] = Field(

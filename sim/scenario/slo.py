@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from capsim.models.units import PositiveDuration
+from capsim.models.units import NonNegative, Positive, PositiveDuration, Share
 
 __all__ = ["SLOConfig", "Objectives", "Threshold", "AlertRule", "METRICS"]
 
@@ -23,9 +23,9 @@ Metric = Literal[METRICS]  # type: ignore[valid-type]
 class Objectives(BaseModel):
     """Success criteria over the measured window (null: not checked)."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    latency_mean_ms: float | None = Field(200.0, gt=0, description="average response time must stay below this (ms)")
-    error_rate: float | None = Field(0.0001, ge=0, le=1, description="share of responses that are not ok must stay below this (0.0001 = 0.01%)")
-    uptime: float | None = Field(0.999, ge=0, le=1, description="share of measured intervals with an instance ready must exceed this")
+    latency_mean_ms: Positive | None = Field(200.0, description="average response time must stay below this (ms)")
+    error_rate: Share | None = Field(0.0001, description="share of responses that are not ok must stay below this (0.0001 = 0.01%)")
+    uptime: Share | None = Field(0.999, description="share of measured intervals with an instance ready must exceed this")
 
 
 class Threshold(BaseModel):
@@ -33,7 +33,7 @@ class Threshold(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(description="its key in the slo block of summary.json")
     metric: Metric = Field(description="per-interval value: a latency column (ms), error_rate (non-ok share), cpu_util or memory_util")
-    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
+    above: NonNegative = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
 
 
 class AlertRule(BaseModel):
@@ -41,7 +41,7 @@ class AlertRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
     name: str = Field(description="its key in the slo block of summary.json")
     metric: Metric = Field(description="per-interval value: a latency column (ms), error_rate (non-ok share), cpu_util or memory_util")
-    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
+    above: NonNegative = Field(description="limit in the metric's unit (ms for latencies, a share for error_rate)")
     for_: PositiveDuration = Field(alias="for", description="how long the condition must hold before the alert fires")
 
 

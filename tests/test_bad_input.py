@@ -1,0 +1,76 @@
+"""Bad input gives a problem with FILE:LINE:COL, never a traceback, a hang or a silent default
+(issue 13 items 3-6, issue 12 item 8). Each case is one that went wrong before its fix."""
+from __future__ import annotations
+
+import pytest
+
+from capsim.scenario.loader import ScenarioError, load_text
+
+
+def problems(text: str, overrides=()) -> list[str]:
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, "s.yaml", list(overrides))
+    return [str(p) for p in info.value.problems]
+
+
+def one(text: str, overrides=()) -> str:
+    found = problems(text, overrides)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# -- item 3: NaN, infinity, negative and meaningless numbers -----------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("workload:\n  sessions:\n    daily_curve: [.nan, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n",
+     "s.yaml:3:19: workload.sessions.daily_curve.0: expected a finite number, got nan"),
+    ("pricing:\n  extras_usd_per_month: {redis: .inf}\n",
+     "s.yaml:2:33: pricing.extras_usd_per_month.redis: expected a finite number, got inf"),
+    ("pricing:\n  extras_usd_per_month: {redis: -100}\n",
+     "s.yaml:2:33: pricing.extras_usd_per_month.redis: Input should be greater than or equal to 0, got -100"),
+    ("pricing:\n  plans: {standard: {vcpus: .nan, memory_gb: 2, usd_per_month: 7}}\n",
+     "s.yaml:2:29: pricing.plans.standard.vcpus: expected a finite number, got nan"),
+    ("pricing:\n  plans: {standard: {vcpus: 1, memory_gb: 2, usd_per_month: -7}}\n",
+     "pricing.plans.standard.usd_per_month: Input should be greater than or equal to 0, got -7"),
+    ("pricing: {hours_per_month: .inf}\n", "s.yaml:1:28: pricing.hours_per_month: expected a finite number, got inf"),
+    ("pricing: {hours_per_month: 1000}\n", "pricing.hours_per_month: Input should be less than or equal to 744, got 1000"),
+    ("instances: {memory_base_mb: .nan}\n", "instances.memory_base_mb: expected a finite number, got nan"),
+    ("instances: {memory_per_request_mb: -1}\n", "instances.memory_per_request_mb: Input should be greater than or equal to 0"),
+    ("autoscaler: {policy: step, threshold: .nan, steps: [{lower: 0, adjustment: 1}]}\n",
+     "autoscaler.threshold: expected a finite number, got nan"),
+    ("autoscaler: {policy: step, threshold: 50, steps: [{lower: 0, adjustment: .inf}]}\n",
+     "autoscaler.steps.0.adjustment: expected a finite number, got inf"),
+    ("slo: {thresholds: [{name: x, metric: error_rate, above: .nan}]}\n",
+     "slo.thresholds.0.above: expected a finite number, got nan"),
+    ("slo: {alerts: [{name: x, metric: error_rate, above: -1, for: 1m}]}\n",
+     "slo.alerts.0.above: Input should be greater than or equal to 0, got -1"),
+    ("workload: {endpoints: {api: {weight: .nan}}}\n", "workload.endpoints.api.weight: expected a finite number, got nan"),
+    ("faults: {crash_rate: .inf}\n", "faults.crash_rate: expected a finite number, got inf"),
+    ("autoscaler: {policy: hpa, metrics: [{type: cpu, target: .inf}]}\n",
+     "autoscaler.metrics.0.target: expected a finite number, got inf"),
+    ("workload: {sessions: {weekend_multiplier: .nan}}\n",
+     "workload.sessions.weekend_multiplier: expected a finite number, got nan"),
+    ("workload: {sessions: {peak_users: 1e300}}\n",
+     "workload.sessions.peak_users: Input should be less than or equal to 1000000000000"),
+    ("horizon: 1e308w\n", "s.yaml:1:10: horizon: expected a finite value for a duration, got '1e308w'"),
+    ("horizon: 200y\n", "s.yaml:1:10: horizon: expected a duration such as 90s"),
+    ("horizon: 4e9\n", "s.yaml:1:10: horizon: expected a duration of at most 100 years"),
+    ("instances: {count: 10000000000}\n", "instances.count: Input should be less than or equal to 1000000000"),
+    ("seed: true\n", "s.yaml:1:7: seed: expected a number, got true"),
+])
+def test_non_finite_negative_and_meaningless_numbers_are_errors(text, expected):
+    assert expected in one(text)
+
+
+# -- items 4 and 5: contradictions that were capped, and divisions by zero ----------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("database:\n  pool: {min: 30, max: 20}\n", "s.yaml:2:15: database.pool.min: expected at most pool.max (20), got 30"),
+    ("workload:\n  sessions: {session_length: 0}\n",
+     "s.yaml:2:30: workload.sessions.session_length: expected a mean > 0"),
+    ("sockets: {ping_interval: 0}\n", "s.yaml:1:26: sockets.ping_interval: expected a duration > 0, got 0 s"),
+    ("workload:\n  open_loop: [{rate: 5/s, mix: {health: 0, auth: 0}}]\n",
+     "workload.open_loop.0.mix: expected some endpoint weight > 0"),
+    ("workload:\n  sessions: null\n  open_loop: [{rate: 5/s}]\n  endpoints: {api: {weight: 0}}\n",
+     "s.yaml:3:15: workload.open_loop.0: the endpoints' weights are all 0"),
+])
+def test_contradictions_and_zero_divisions_are_errors(text, expected):
+    assert expected in one(text)
