@@ -74,3 +74,63 @@ def test_non_finite_negative_and_meaningless_numbers_are_errors(text, expected):
 ])
 def test_contradictions_and_zero_divisions_are_errors(text, expected):
     assert expected in one(text)
+
+
+# -- items 4-6: YAML that is empty, recursive, tagged, deep, huge or endless ---------------------------
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("", "s.yaml:1:1: the file is empty"),
+    ("# only a comment\n", "s.yaml:1:1: the file is empty"),
+    ("workload: &w {sessions: *w}\n", "s.yaml:1:25: recursive alias *w: the anchor &w contains itself"),
+    ("workload: !custom {sessions: null}\n", "s.yaml:1:11: unknown tag !custom"),
+    ("workload:\n  open_loop: !list [{rate: 5}]\n", "s.yaml:2:14: unknown tag !list"),
+    ("horizon: !!python/name:os.system x\n", "s.yaml:1:10: unknown tag tag:yaml.org,2002:python/name:os.system"),
+    ("seed: " + "1" * 5000 + "\n", "s.yaml:1:7: a whole number of 5000 digits (at most 100)"),
+    ("name: " + "[" * 200 + "]" * 200 + "\n", "s.yaml:1:70: nested more than 64 levels deep"),
+    (LAUGHS, "s.yaml:6:4: expands to more than 1,000,000 values"),
+    ("seed: !!bool 5\n", "s.yaml: cannot read a value"),
+    ("5\n", "s.yaml:1:1: expected a mapping of scenario fields"),
+])
+def test_yaml_that_is_empty_recursive_tagged_deep_or_huge_is_an_error(text, expected):
+    assert one(text).startswith(expected), one(text)
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("a=&x [*x]", "--set a=&x [*x]: in the value (column 5): recursive alias *x"),
+    ("workload=" + "{a: " * 100 + "1" + "}" * 100, "in the value (column 254): nested more than 64 levels deep"),
+    ("seed=" + "9" * 200, "in the value (column 1): a whole number of 200 digits"),
+    ("workload=!x {}", "in the value (column 1): unknown tag !x"),
+])
+def test_override_values_are_bounded_too(override, expected):
+    assert expected in one("name: x\n", [override])
+
+
+def test_a_file_larger_than_the_bound_is_refused_without_reading_it_all(tmp_path):
+    """`capsim validate /dev/zero` used to read until MemoryError."""
+    from capsim.scenario.loader import load
+    from capsim.scenario.yaml_io import MAX_BYTES
+    big = tmp_path / "big.yaml"
+    big.write_text("# x\n" * (MAX_BYTES // 4 + 1))
+    for path in (big, "/dev/zero"):
+        with pytest.raises(ScenarioError) as info:
+            load(path)
+        assert str(info.value) == f"{path}: larger than 10 MiB: not a scenario file"
+    (tmp_path / "bin.yaml").write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ScenarioError, match="not UTF-8 text"):
+        load(tmp_path / "bin.yaml")
+
+
+def test_slo_files_are_bounded_and_placed(tmp_path):
+    from capsim.scenario.loader import load_slo
+    (tmp_path / "laughs.yaml").write_text(LAUGHS)
+    (tmp_path / "bad.yaml").write_text("thresholds:\n  - {name: x, metric: error_rate, above: .nan}\n")
+    (tmp_path / "empty.yaml").write_text("# nothing\n")
+    for name, expected in (("laughs", "laughs.yaml:6:4: expands to more than 1,000,000 values"),
+                           ("bad", "bad.yaml:2:42: thresholds.0.above: expected a finite number, got nan"),
+                           ("empty", "empty.yaml:1:1: the file is empty")):
+        with pytest.raises(ScenarioError) as info:
+            load_slo(tmp_path / f"{name}.yaml")
+        assert str(info.value).startswith(f"{tmp_path / expected}"), str(info.value)

@@ -5,16 +5,13 @@ import argparse
 import re
 import sys
 
-from capsim.scenario.loader import load, load_text
+from capsim.scenario.loader import BUILTIN, load, load_builtin
 
 __all__ = ["BUILTIN", "scenario_of", "slo_of_args", "slug", "positive", "duration", "seed", "report_options",
            "write_report"]
 
-BUILTIN = "<built-in scenario>"
-
-
 def scenario_of(file: str | None, overrides: list[str]):
-    return load(file, overrides) if file else load_text("", BUILTIN, overrides)
+    return load(file, overrides) if file else load_builtin(overrides)
 
 
 def slo_of_args(args):

@@ -174,9 +174,9 @@ def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: 
 
 def resolve(scenario, overrides: list[str]):
     """A validated Scenario from a file path (errors carry FILE:LINE:COL), a Scenario or None, plus overrides."""
-    from capsim.scenario.loader import load, load_text
+    from capsim.scenario.loader import load, load_builtin, load_text
     if scenario is None:
-        return load_text("", "<built-in scenario>", overrides)
+        return load_builtin(overrides)
     if isinstance(scenario, (str, Path)):
         return load(scenario, overrides)
     return load_text(scenario.model_dump_json(), f"<scenario {scenario.name}>", overrides)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from capsim.scenario.config import Scenario
 
-__all__ = ["Problem", "ScenarioError", "problems_of", "MISSING", "has", "get", "dotted", "show", "start"]
+__all__ = ["Problem", "ScenarioError", "problems_of", "MISSING", "has", "get", "dotted", "show", "start", "position"]
 
 MISSING = object()
 _EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
@@ -159,6 +159,11 @@ def _origin(path: tuple, origins) -> str | None:
         if path and path[:n] == opath[:n]:
             return arg
     return None
+
+
+def position(tree, path: tuple, at_key: bool = False):
+    """(line, col) of ``path`` in a round-trip YAML ``tree`` (its deepest node there), or None."""
+    return _position(tree, path, at_key)
 
 
 def _position(tree, path: tuple, at_key: bool):
