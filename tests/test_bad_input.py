@@ -134,3 +134,25 @@ def test_slo_files_are_bounded_and_placed(tmp_path):
         with pytest.raises(ScenarioError) as info:
             load_slo(tmp_path / f"{name}.yaml")
         assert str(info.value).startswith(f"{tmp_path / expected}"), str(info.value)
+
+
+# -- issue 12 item 8: suggestions from the chosen policy, a missing policy in plain words ---------------
+@pytest.mark.parametrize("text, expected", [
+    ("autoscaler: {policy: threshold, max_instance: 5}\n",
+     "s.yaml:1:33: autoscaler.max_instance: unknown key 'max_instance'; did you mean 'max_instances'?"),
+    ("autoscaler: {policy: threshold, cpu_upp: 0.8}\n",
+     "s.yaml:1:33: autoscaler.cpu_upp: unknown key 'cpu_upp'; did you mean 'cpu_up'?"),
+    ("autoscaler: {policy: step, threshold: 5, steps: [{lower: 0, adjustment: 1}], cooldwn: 5}\n",
+     "s.yaml:1:78: autoscaler.cooldwn: unknown key 'cooldwn'; did you mean 'cooldown'?"),
+    ("autoscaler:\n  min_instances: 2\n",
+     "s.yaml:1:1: autoscaler.policy: required field is missing: which policy? one of fixed, threshold, target, hpa, "
+     "step, scheduled, custom"),
+])
+def test_autoscaler_keys_are_checked_against_the_chosen_policy(text, expected):
+    assert one(text) == expected
+
+
+def test_a_misspelt_key_inside_a_policy_list_gets_its_suggestion():
+    found = problems("autoscaler: {policy: hpa, metrics: [{type: cpu, targte: 5}]}\n")
+    assert found == ["s.yaml:1:37: autoscaler.metrics.0.target: required field is missing",
+                     "s.yaml:1:49: autoscaler.metrics.0.targte: unknown key 'targte'; did you mean 'target'?"]
