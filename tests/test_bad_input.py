@@ -156,3 +156,37 @@ def test_a_misspelt_key_inside_a_policy_list_gets_its_suggestion():
     found = problems("autoscaler: {policy: hpa, metrics: [{type: cpu, targte: 5}]}\n")
     assert found == ["s.yaml:1:37: autoscaler.metrics.0.target: required field is missing",
                      "s.yaml:1:49: autoscaler.metrics.0.targte: unknown key 'targte'; did you mean 'target'?"]
+
+
+# -- items 5 and 6: long flows with no instance ready, tiny rates over a long horizon -------------------
+def _run(data: dict):
+    import capsim
+    from capsim.scenario.config import Scenario
+    return capsim.run(Scenario.model_validate(data), seed=1).summary
+
+
+def test_a_400_step_flow_with_no_instance_ready_is_a_loop_not_a_recursion():
+    """Every step ends 'unavailable' at once (the only instance crashed at t = 0 and restarts
+    after 60 s): the flow's 400 steps used to recurse 400 deep (RecursionError)."""
+    s = _run({"horizon": 30, "warmup": 0, "cache": None, "rate_limit": None, "circuit_breaker": None,
+              "sockets": None, "faults": {"crashes": [{"at": 0}]},
+              "workload": {"sessions": None, "endpoints": {"api": {"cpu_pre": "1ms"}},
+                           "open_loop": [{"rate": "0.5/s", "flow": ["api"] * 400}]}})
+    q = s["requests"]
+    assert q["total"] > 0 and q["total"] % 400 == 0 and q["unavailable"] == q["total"] == q["completed"], q
+
+
+def test_arrivals_stop_at_the_horizon_however_small_the_rate():
+    """peak_users 1e-9 over 100 years used to walk the daily curve hour by hour (a hang); with
+    the walk bounded by the horizon it takes the time of the run's few hours."""
+    import time
+    t = time.perf_counter()
+    from capsim.engine.model import Model
+    from capsim.scenario.config import Scenario
+    sc = Scenario.model_validate({"horizon": "2h", "warmup": 0, "workload": {"sessions": {"peak_users": 1e-9}}})
+    m = Model(sc, 1)
+    calls = []
+    segment = m.sessions.segment
+    m.sessions.segment = lambda t: calls.append(t) or segment(t)
+    m.run()
+    assert m.sessions.started == 0 and len(calls) <= 3 and time.perf_counter() - t < 30

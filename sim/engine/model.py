@@ -6,6 +6,7 @@ streams (``capsim.engine.streams.Streams``), never a global generator.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from capsim.models.autoscaling import build_parts
 from capsim.models.autoscaling.fixed import Bounded, FixedConfig
@@ -68,6 +69,7 @@ class Model:
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
+        self._follow: deque = deque()         # flow steps to follow, in the order they ended
         timeout = sc.instances.request_timeout
         self.sweeper = TimeoutSweeper(timeout, self.metrics.timed_out) if timeout else None
         if self.sweeper is not None:
@@ -88,7 +90,7 @@ class Model:
         if wl.sessions is not None:
             cal = Calendar(wl.start, wl.sessions.events)
             factory = RequestFactory(wl.endpoints, streams, "sessions", *self._request_options())
-            self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams)
+            self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams, sc.horizon)
             self.sources.append(self.sessions)
         self.sockets = None
         if self.sessions is not None and sc.sockets is not None:
@@ -99,7 +101,7 @@ class Model:
             self.fleet.socket_mb = sc.sockets.memory_mb
         for i, ol in enumerate(wl.open_loop):
             factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}", *self._request_options())
-            self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
+            self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i, sc.horizon))
 
     def _request_options(self) -> tuple:
         r = self.scenario.database.replicas
@@ -157,9 +159,18 @@ class Model:
 
     def _done_with_flow(self, req, outcome: int) -> None:
         """As Artillery: an HTTP error (429, 5xx) continues the user's flow; a network-level
-        failure (the connection died: crashed, terminated) ends it, as does a timeout."""
+        failure (the connection died: crashed, terminated) ends it, as does a timeout.
+
+        A step that ends at once (no instance ready) while its flow is being followed is
+        queued, not followed from inside: a long flow is a loop, never a deep recursion."""
         if self._record(req, outcome) and req.flow is not None and outcome not in FLOW_ENDERS:
-            req.flow[0].follow(req)
+            self._follow.append(req)
+            if len(self._follow) > 1:
+                return                       # an outer call is following: it takes this one next
+            while self._follow:
+                nxt = self._follow[0]
+                nxt.flow[0].follow(nxt)
+                self._follow.popleft()
 
     # -- run ------------------------------------------------------------------
     def run(self, progress=None) -> "Model":
