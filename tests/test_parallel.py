@@ -114,8 +114,11 @@ def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(t
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out / "sweep_points.jsonl"
+
+    def staged():            # while it runs, the journal is in the staging folder beside out/
+        return sum(p.read_text().count("\n") for p in tmp_path.glob(".sweep.*.partial/sweep_points.jsonl"))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+    while time.monotonic() < deadline and staged() < 1:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)                      # as a terminal's Ctrl-C: the whole group
     _, err = proc.communicate(timeout=60)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 from capsim.scenario.loader import BUILTIN, load, load_builtin
 
 __all__ = ["BUILTIN", "scenario_of", "slo_of_args", "slug", "positive", "duration", "seed", "report_options",
-           "write_report"]
+           "write_report", "output_dir"]
 
 def scenario_of(file: str | None, overrides: list[str]):
     return load(file, overrides) if file else load_builtin(overrides)
@@ -17,6 +18,27 @@ def scenario_of(file: str | None, overrides: list[str]):
 def slo_of_args(args):
     from capsim.scenario.loader import load_slo
     return load_slo(args.slo) if getattr(args, "slo", None) else None
+
+
+def _used(path: Path) -> bool:
+    return path.is_symlink() or path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def output_dir(args, default: Path) -> Path:
+    """``--out DIR``; else ``default`` (``capsim-out/NAME``), or when that holds an earlier
+    output, its first free numbered sibling (``NAME-2``, ``NAME-3``, ...), said on stderr.
+    With ``--overwrite`` or ``--resume`` the default itself."""
+    if getattr(args, "out", None):
+        return Path(args.out)
+    if getattr(args, "overwrite", False) or getattr(args, "resume", False) or not _used(default):
+        return default
+    n = 2
+    while _used(default.with_name(f"{default.name}-{n}")):
+        n += 1
+    new = default.with_name(f"{default.name}-{n}")
+    print(f"capsim: {default} holds an earlier output: writing {new} (--out DIR chooses, --overwrite replaces)",
+          file=sys.stderr)
+    return new
 
 
 def slug(name: str) -> str:
@@ -61,9 +83,16 @@ def report_options(parser: argparse.ArgumentParser) -> None:
 
 
 def write_report(out, images: str | None, quiet: bool = False) -> int:
-    """Write ``out/report.html`` (and images); print where. 1 when asked-for images could not be written."""
+    """Write ``out/report.html`` (and images); print where. 1 when the page or asked-for images
+    could not be written (the data files stay as they are)."""
     from capsim.report import write_report as write
-    path, written, problem = write(out, images)
+    try:
+        path, written, problem = write(out, images)
+    except OSError:
+        raise
+    except Exception as exc:              # noqa: BLE001 (a folder whose files capsim cannot draw)
+        print(f"capsim: {out}: report.html not drawn: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     if not quiet:
         print(f"report     {path}" + (f" and {len(written)} {images} images in {path.parent / 'images'}"
                                     if written else ""))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from capsim.cli.common import BUILTIN, scenario_of, slo_of_args, slug, write_report
+from capsim.cli.common import BUILTIN, output_dir, scenario_of, slo_of_args, slug, write_report
+from capsim.results.files import OutputFolder
 from capsim.results.text import short_number
 from capsim.scenario.loader import ScenarioError, load
 
@@ -14,12 +15,15 @@ __all__ = ["replications", "compare_cmd", "sweep_cmd", "plan_cmd", "format_sweep
 def replications(args, scenario, slo, out: Path) -> int:
     from capsim.experiments.compare import HEADLINE
     from capsim.experiments.replications import replicate
-    reps = replicate(scenario, args.replications, args.seed, slo=slo, workers=args.workers, cluster=args.cluster,
-                     progress=not args.quiet, keep_first=True, allow_code=args.allow_code)
-    if reps.errors and not reps.summaries:
-        print(f"{args.file or BUILTIN}: {reps.errors[0]}", file=sys.stderr)
-        return 2
-    reps.write(out)
+    with OutputFolder(out, overwrite=args.overwrite, command="replications") as folder:
+        reps = replicate(scenario, args.replications, args.seed, slo=slo, workers=args.workers, cluster=args.cluster,
+                         progress=not args.quiet, keep_first=True, allow_code=args.allow_code)
+        if reps.errors and not reps.summaries:
+            folder.discard()
+            print(f"{args.file or BUILTIN}: {reps.errors[0]}", file=sys.stderr)
+            return 2
+        reps.write_into(folder.stage)
+        folder.publish("interrupted" if reps.interrupted else "complete")
     if args.quiet:
         print(out)
     else:
@@ -61,16 +65,20 @@ def compare_cmd(args) -> int:
     sets = lambda ov: "".join(f" + {o}" for o in ov)  # noqa: E731
     label_a = f"{args.a}{sets(args.overrides + args.overrides_a)}"
     label_b = f"{args.b or args.a}{sets(args.overrides + args.overrides_b)}"
-    result = compare(a, b, args.replications, args.seed, crn=args.crn, slo=slo_of_args(args), workers=args.workers,
-                     cluster=args.cluster, progress=not args.quiet, allow_code=args.allow_code,
-                     label_a=label_a, label_b=label_b)
-    errors = result.a.errors + result.b.errors
-    if errors and not (result.a.summaries and result.b.summaries):
-        print(f"capsim compare: {errors[0]}", file=sys.stderr)
-        return 2
+    out = output_dir(args, Path("capsim-out") / f"{slug(a.name)}-compare")
+    with OutputFolder(out, overwrite=args.overwrite, command="compare") as folder:
+        result = compare(a, b, args.replications, args.seed, crn=args.crn, slo=slo_of_args(args),
+                         workers=args.workers, cluster=args.cluster, progress=not args.quiet,
+                         allow_code=args.allow_code, label_a=label_a, label_b=label_b)
+        errors = result.a.errors + result.b.errors
+        if errors and not (result.a.summaries and result.b.summaries):
+            folder.discard()
+            print(f"capsim compare: {errors[0]}", file=sys.stderr)
+            return 2
+        result.write_into(folder.stage)
+        folder.publish("interrupted" if result.interrupted else "complete")
     print(result.format())
-    out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(a.name)}-compare"
-    files = result.write(out)
+    files = [out / "comparison.json", out / "comparison.csv", out / "a", out / "b"]
     print("wrote " + ", ".join(str(f) for f in files) + " (a/ and b/: each side's replications and replication 1's "
           "curves)")
     rc = write_report(out, args.images)
@@ -91,10 +99,16 @@ def sweep_cmd(args) -> int:
             print(f"capsim sweep: --param {arg!r}: {exc}", file=sys.stderr)
             return 2
     base = scenario_of(args.file, args.overrides)   # the file itself must be valid
-    out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-sweep"
-    table = sweep(args.file, params, args.replications, args.seed, overrides=args.overrides, out=out,
-                  resume=args.resume, slo=slo_of_args(args), workers=args.workers, cluster=args.cluster,
-                  progress=not args.quiet, allow_code=args.allow_code)
+    out = output_dir(args, Path("capsim-out") / f"{slug(base.name)}-sweep")
+    try:
+        table = sweep(args.file, params, args.replications, args.seed, overrides=args.overrides, out=out,
+                      resume=args.resume, overwrite=args.overwrite, slo=slo_of_args(args), workers=args.workers,
+                      cluster=args.cluster, progress=not args.quiet, allow_code=args.allow_code)
+    except OSError as exc:                  # a full disk: the journal of the finished runs is kept
+        print(f"capsim: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"capsim sweep: the runs that finished are kept; make room and rerun with --resume (--out {out})",
+              file=sys.stderr)
+        return 1
     print(format_sweep(table, list(params)))
     a = table.attrs
     if a.get("jobs_resumed"):
@@ -148,14 +162,17 @@ def plan_cmd(args) -> int:
               f"levels: {', '.join(LEVEL_KEYS)}", file=sys.stderr)
         return 2
     levels = [LEVELS[LEVEL_KEYS[w]] for w in wanted]
-    result = capacity_plan(args.file, overrides=args.overrides, levels=levels, plans=plans,
-                           max_instances=args.max_instances,
-                           replications=args.replications, seed=args.seed, measured=args.horizon,
-                           warmup=args.warmup, latency_mean_ms=args.latency_ms, error_rate=args.error_rate,
-                           workers=args.workers, cluster=args.cluster, progress=not args.quiet)
+    out = output_dir(args, Path("capsim-out") / f"{slug(base.name)}-plan")
+    with OutputFolder(out, overwrite=args.overwrite, command="plan") as folder:
+        result = capacity_plan(args.file, overrides=args.overrides, levels=levels, plans=plans,
+                               max_instances=args.max_instances,
+                               replications=args.replications, seed=args.seed, measured=args.horizon,
+                               warmup=args.warmup, latency_mean_ms=args.latency_ms, error_rate=args.error_rate,
+                               workers=args.workers, cluster=args.cluster, progress=not args.quiet)
+        result.write_into(folder.stage)
+        folder.publish("interrupted" if result.interrupted else "complete")
     print(result.format())
-    out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-plan"
-    print("wrote " + ", ".join(str(f) for f in result.write(out)))
+    print("wrote " + ", ".join(str(out / f) for f in ("plan.csv", "plan_tried.csv", "plan.json")))
     rc = write_report(out, args.images)
     return 130 if result.interrupted else rc
 

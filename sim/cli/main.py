@@ -11,8 +11,9 @@ from pathlib import Path
 
 from capsim.models.autoscaling import CodeNotAllowed
 from capsim.cli import experiments as exp
-from capsim.cli.common import (BUILTIN, duration, positive, report_options, scenario_of, seed, slo_of_args, slug,
-                             write_report)
+from capsim.cli.common import (BUILTIN, duration, output_dir, positive, report_options, scenario_of, seed,
+                             slo_of_args, slug, write_report)
+from capsim.results.files import IncompleteFolder, OutputExists, OutputFolder
 from capsim.scenario.loader import ScenarioError
 from capsim.results.text import format_summary
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    except (OutputExists, IncompleteFolder) as exc:
+        print(f"capsim: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"capsim: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
@@ -47,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate a scenario and write summary.json and timeseries.csv")
     run.add_argument("file", nargs="?", help="scenario YAML (default: the built-in launch scenario)")
     run.add_argument("--seed", type=seed, help="base random seed (default: the scenario's seed)")
-    run.add_argument("--out", help="output directory (default: capsim-out/<scenario name>)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: capsim-out/<scenario name>, or NAME-2, ... when "
+                     "that holds an earlier output)")
+    run.add_argument("--overwrite", action="store_true", help="replace --out DIR if it holds an earlier output "
+                     "(the old one is removed only once the new one is complete)")
     run.add_argument("--quiet", action="store_true", help="print only the output directory")
     run.add_argument("--allow-code", action="store_true",
                      help="let the scenario import the custom policy class it names (autoscaler.path)")
@@ -64,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed", type=seed, help="base random seed (default: A's seed)")
     cmp.add_argument("--no-crn", dest="crn", action="store_false",
                      help="give B independent seeds (to see what common random numbers buy); Welch t-test")
-    cmp.add_argument("--out", help="output directory (default: capsim-out/<A's name>-compare)")
+    cmp.add_argument("--out", metavar="DIR", help="output folder (default: capsim-out/<A's name>-compare, or NAME-2, ... when "
+                     "that holds an earlier output)")
+    cmp.add_argument("--overwrite", action="store_true", help="replace --out DIR if it holds an earlier output "
+                     "(the old one is removed only once the new one is complete)")
     cmp.add_argument("--quiet", action="store_true", help="no progress lines")
     cmp.add_argument("--allow-code", action="store_true", help="as for run")
     _set_option(cmp)
@@ -81,7 +91,10 @@ def _parser() -> argparse.ArgumentParser:
                           "e.g. workload.sessions.peak_users=100,250 or 'autoscaler={policy: hpa, max_instances: 10},null'")
     swp.add_argument("--replications", "-r", type=positive, default=3, metavar="R", help="replications per point (default 3)")
     swp.add_argument("--seed", type=seed, help="base random seed (default: the scenario's seed)")
-    swp.add_argument("--out", help="output directory (default: capsim-out/<scenario name>-sweep)")
+    swp.add_argument("--out", metavar="DIR", help="output folder (default: capsim-out/<scenario name>-sweep, or NAME-2, ... when "
+                     "that holds an earlier output)")
+    swp.add_argument("--overwrite", action="store_true", help="replace --out DIR if it holds an earlier output "
+                     "(the old one is removed only once the new one is complete)")
     swp.add_argument("--resume", action="store_true", help="skip the (point, replication) runs already in DIR/sweep_points.jsonl")
     swp.add_argument("--quiet", action="store_true", help="no progress lines")
     swp.add_argument("--allow-code", action="store_true", help="as for run")
@@ -100,7 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--levels", help="comma-separated load levels (default: all; light, medium, heavy, weekend, event)")
     pln.add_argument("--latency-ms", type=float, default=200.0, help="objective: average response (default 200)")
     pln.add_argument("--error-rate", type=float, default=0.01, help="objective: error rate (default 0.01 = 1%%)")
-    pln.add_argument("--out", help="output directory (default: capsim-out/<scenario name>-plan)")
+    pln.add_argument("--out", metavar="DIR", help="output folder (default: capsim-out/<scenario name>-plan, or NAME-2, ... when "
+                     "that holds an earlier output)")
+    pln.add_argument("--overwrite", action="store_true", help="replace --out DIR if it holds an earlier output "
+                     "(the old one is removed only once the new one is complete)")
     pln.add_argument("--quiet", action="store_true", help="no progress lines")
     _set_option(pln)
     _experiment_options(pln, slo=False)
@@ -157,16 +173,19 @@ def _run(args) -> int:
     from capsim.results.slo import evaluate, format_slo, slo_of
     scenario = scenario_of(args.file, args.overrides)
     slo = slo_of_args(args)
-    out = Path(args.out) if args.out else Path("capsim-out") / slug(scenario.name)
+    out = output_dir(args, Path("capsim-out") / slug(scenario.name))
     if args.replications:
         return exp.replications(args, scenario, slo, out)
-    try:
-        result = capsim.run(scenario, args.seed, allow_code=args.allow_code)
-    except CodeNotAllowed as exc:
-        print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
-        return 2
-    result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
-    result.write(out)
+    # opened before the run: an output folder in the way is said at once, not after it
+    with OutputFolder(out, overwrite=args.overwrite, command="run") as folder:
+        try:
+            result = capsim.run(scenario, args.seed, allow_code=args.allow_code)
+        except CodeNotAllowed as exc:
+            folder.discard()
+            print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
+            return 2
+        result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
+        result.write_into(folder.stage)
     if args.quiet:
         print(out)
     else:
@@ -178,15 +197,20 @@ def _run(args) -> int:
 
 
 def _report(args) -> int:
+    from capsim.results.files import check_folder
     folder = Path(args.folder)
     if not folder.is_dir():
         print(f"capsim report: {folder}: no such folder", file=sys.stderr)
         return 2
     try:
-        return write_report(folder, args.images)
-    except FileNotFoundError as exc:
+        manifest = check_folder(folder)      # complete (or interrupted), every file as capsim wrote it
+    except IncompleteFolder as exc:
         print(f"capsim report: {exc}", file=sys.stderr)
         return 2
+    if manifest.get("status") != "complete":
+        print(f"capsim report: {folder}: the {manifest.get('command', 'run')} was {manifest.get('status')}: "
+              "the report shows what finished", file=sys.stderr)
+    return write_report(folder, args.images)
 
 
 def _validate(args) -> int:
@@ -210,7 +234,8 @@ def _docs(args) -> int:
 
 def _emit(text: str, out: str | None) -> int:
     if out:
-        Path(out).write_text(text, encoding="utf-8")
+        from capsim.results.files import write_text
+        write_text(out, text)
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)

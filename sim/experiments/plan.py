@@ -19,7 +19,6 @@ each plan is searched upwards and stops at the first count that passes.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ import pandas as pd
 
 from capsim.experiments.replications import Job, run_all, replication_seeds, resolve
 from capsim.experiments.parallel import Progress
+from capsim.results.files import OutputFolder, write_csv, write_json
 from capsim.experiments.intervals import clean, mean_ci
 
 __all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request"]
@@ -88,15 +88,22 @@ class Plan:
             return "none" if not r.get("open") else "(unfinished)"
         return f"{r['count']} (${r['monthly_cost_usd']:.0f})"
 
-    def write(self, out) -> list[Path]:
+    def write(self, out, overwrite: bool = False) -> list[Path]:
+        """``plan.csv``, ``plan_tried.csv`` and ``plan.json``, written whole or not at all."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        with OutputFolder(out, overwrite=overwrite, command="plan") as folder:
+            self.write_into(folder.stage)
+        return [out / "plan.csv", out / "plan_tried.csv", out / "plan.json"]
+
+    def write_into(self, folder) -> None:
+        """The files of ``write`` in ``folder`` (part of an output folder being written)."""
+        out = Path(folder)
         order = {a["level"]: i for i, a in enumerate(self.answer)}
         tried = sorted(self.tried, key=lambda t: (order.get(t["level"], 0), self.settings["plans"].index(t["plan"]),
                                                   t["count"]))
         cols = ["level", "users", "plan", "count", "monthly_cost_usd", "passed", "latency_mean_ms",
                 "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "n", "note"]
-        pd.DataFrame(tried, columns=cols).to_csv(out / "plan_tried.csv", index=False)
+        write_csv(out / "plan_tried.csv", pd.DataFrame(tried, columns=cols))
         rows = []
         for a in self.answer:
             row = {k: a[k] for k in ("level", "users", "rps", "seed_rps", "seed_instances", "seed_cost")}
@@ -106,10 +113,8 @@ class Plan:
             row.update(cheapest_plan=best.get("plan"), cheapest_count=best.get("count"),
                        cheapest_monthly_cost_usd=best.get("monthly_cost_usd"))
             rows.append(row)
-        pd.DataFrame(rows).to_csv(out / "plan.csv", index=False)
-        (out / "plan.json").write_text(json.dumps(clean({"settings": self.settings, "levels": self.answer,
-                                                          "tried": self.tried}), indent=2) + "\n")
-        return [out / "plan.csv", out / "plan_tried.csv", out / "plan.json"]
+        write_csv(out / "plan.csv", pd.DataFrame(rows))
+        write_json(out / "plan.json", clean({"settings": self.settings, "levels": self.answer, "tried": self.tried}))
 
 
 def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=LEVELS, plans=None,

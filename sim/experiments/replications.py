@@ -19,7 +19,6 @@ Python API::
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from capsim.experiments.parallel import Interrupted, Progress, run_jobs
+from capsim.results.files import OutputFolder, safe_dir, write_csv, write_json
 from capsim.results.slo import evaluate, slo_of
 from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
@@ -139,20 +139,26 @@ class Replications:
                 "seed = child.generate_state(1)[0]", "confidence": 0.95, "interval": "Student t",
                 "warmup": warmup_note(self.scenario), "interrupted": self.interrupted}
 
-    def write(self, out) -> Path:
+    def write(self, out, overwrite: bool = False) -> Path:
         """``replications.csv`` and ``summary.json`` (replication 1's summary + the replications block);
-        replication 1's ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        self.table.to_csv(out / "replications.csv", index=False)
+        replication 1's ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept.
+        The folder is written whole or not at all (``capsim.results.files.OutputFolder``)."""
+        with OutputFolder(out, overwrite=overwrite, command="replications") as folder:
+            self.write_into(folder.stage)
+        return Path(out)
+
+    def write_into(self, folder) -> Path:
+        """The files of ``write`` in ``folder`` (part of an output folder being written)."""
+        folder = safe_dir(folder)
+        write_csv(folder / "replications.csv", self.table)
         first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
         if first and "rows" in first:
-            self.result().write(out)   # then summary.json, below
+            self.result().write_into(folder)   # then summary.json, below
         summary = dict(first["summary"]) if first else {"scenario": self.scenario.name}
         summary["replications"] = self.block()
         summary["replication_info"] = self.info()
-        (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
-        return out
+        write_json(folder / "summary.json", clean(summary))
+        return folder
 
 
 def base_seed_of(scenario, seed):

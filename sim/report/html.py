@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from capsim.results.files import safe_dir, write_text
+
 __all__ = ["Page", "figure_data"]
 
 STYLE = """
@@ -76,9 +78,8 @@ class Page:
 
     def write(self, path) -> Path:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.render(), encoding="utf-8")
-        return path
+        safe_dir(path.parent)
+        return write_text(path, self.render())      # atomic, never through a symlink
 
     @property
     def figures(self) -> dict:
