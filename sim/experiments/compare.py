@@ -142,7 +142,7 @@ class Comparison:
 def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool = True,
             slo: SLOConfig | None = None, workers: int | None = None, cluster=None, progress: bool = True,
             allow_code: bool = False, label_a: str | None = None, label_b: str | None = None,
-            policy_a=None, policy_b=None) -> Comparison:
+            policy_a=None, policy_b=None, force: bool = False) -> Comparison:
     """Run A and B ``replications`` times each (one pool of 2R jobs) and compare them.
 
     ``policy_a`` / ``policy_b``: a custom autoscaling policy object (as ``capsim.run(policy=...)``)
@@ -152,7 +152,7 @@ def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool =
     base = int(seed if seed is not None else a.seed)
     seeds_a = replication_seeds(base, replications)
     seeds_b = seeds_a if crn else independent_seeds(base, replications)
-    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol)   # replication 1 keeps its curves
+    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol, force=force)   # replication 1 keeps its curves
             for sc, seeds, pol in ((a, seeds_a, policy_a), (b, seeds_b, policy_b)) for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), "capsim compare", enabled=progress))
     ra = Replications(a, base, seeds_a, outputs[:replications], interrupted, "A")

@@ -121,7 +121,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
                   max_instances: int = 10, replications: int = 3, seed: int | None = None,
                   measured: float | str = 600.0, warmup: float | str = 300.0, latency_mean_ms: float = 200.0,
                   error_rate: float = 0.01, workers: int | None = None, cluster=None,
-                  progress: bool = True) -> Plan:
+                  progress: bool = True, force: bool = False) -> Plan:
     """Search the cheapest passing configuration per level (see the module docstring).
 
     ``measured`` and ``warmup``: seconds or durations such as ``"10m"``."""
@@ -164,7 +164,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
         for s in batch:
             sc = resolve(scenario, fixed + [f"workload.sessions.peak_users={s['users']}",
                                             f"instances.count={s['count']}", f"instances.plan={s['plan']}"])
-            jobs += [Job(sc, sd) for sd in seeds]
+            jobs += [Job(sc, sd, force=force) for sd in seeds]
         outputs, stopped = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim plan ({len(batch)} configurations)",
                                                                  enabled=progress))
         for k, s in enumerate(batch):

@@ -56,6 +56,7 @@ class Job:
     keep_rows: bool = False
     allow_code: bool = False
     policy: object = None
+    force: bool = False          # run beyond the work limits (capsim.engine.estimate)
 
 
 def run_job(job: Job) -> dict:
@@ -65,7 +66,7 @@ def run_job(job: Job) -> dict:
         # a fresh copy of a custom policy per run, as a worker process gets: state (cooldowns,
         # history) never carries from one replication to the next, whatever the worker count
         policy = copy.deepcopy(job.policy)
-        result = capsim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code)
+        result = capsim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code, force=job.force)
     except Exception as exc:            # recorded for its point; the others go on
         return {"error": f"{type(exc).__name__}: {exc}", "seed": job.seed}
     summary = dict(result.summary)
@@ -167,13 +168,13 @@ def base_seed_of(scenario, seed):
 
 def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: SLOConfig | None = None,
               workers: int | None = None, cluster=None, progress: bool = True, keep_first: bool = False,
-              allow_code: bool = False, policy=None, label: str = "replications") -> Replications:
+              allow_code: bool = False, policy=None, label: str = "replications", force: bool = False) -> Replications:
     """Run ``replications`` independent replications of ``scenario`` (CRN-ready seeds)."""
     from capsim.scenario.config import Scenario
     scenario = scenario if scenario is not None else Scenario()
     base = base_seed_of(scenario, seed)
     seeds = replication_seeds(base, replications)
-    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy) for i, s in enumerate(seeds)]
+    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy, force) for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim {label}", enabled=progress))
     return Replications(scenario, base, seeds, outputs, interrupted, label)
 

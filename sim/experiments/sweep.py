@@ -82,7 +82,7 @@ def _key(scenario, seed: int, slo: SLOConfig | None) -> str:
 def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
           overrides: list[str] | None = None, out=None, resume: bool = False, overwrite: bool = False,
           slo: SLOConfig | None = None, workers: int | None = None, cluster=None, progress: bool = True,
-          allow_code: bool = False, on_result=None) -> pd.DataFrame:
+          allow_code: bool = False, on_result=None, force: bool = False) -> pd.DataFrame:
     """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
 
     One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
@@ -119,7 +119,7 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
         for rec in done.values():
             journal.append(rec)
     try:
-        table = _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, allow_code, workers,
+        table = _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, (allow_code, force), workers,
                           cluster, progress, on_result)
         table.attrs.update(base_seed=base)
         if folder is not None:
@@ -162,8 +162,9 @@ def _resumed(folder: OutputFolder) -> dict[str, dict]:
     return done
 
 
-def _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, allow_code, workers, cluster,
+def _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, code_force, workers, cluster,
               progress, on_result) -> pd.DataFrame:
+    allow_code, force = code_force
     todo, keys = [], {}
     for i, sc in enumerate(scenarios):
         for r, s in enumerate(seeds):
@@ -172,7 +173,7 @@ def _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, allow
             k = _key(sc, s, slo)
             keys[(i, r)] = k
             if k not in done:
-                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code)))
+                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code, force=force)))
 
     def record(j, result):
         i, r, k, job = todo[j]
