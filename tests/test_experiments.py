@@ -155,8 +155,7 @@ def test_crn_interval_is_narrower_than_independent_seeds():
 
 def test_compare_cli_with_set_b_writes_json_and_csv(capsys, tmp_path):
     sets = sum((["--set", o] for o in TINY), [])
-    assert main(["compare", LAUNCH, *sets, "--set-b", "instances.count=2", "-r", "3", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+    assert main(["compare", LAUNCH, *sets, "--set-b", "instances.count=2", "-r", "3", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "B: " in out and "instances.count=2" in out and "common random numbers" in out
     assert "B costs $7.00/month more (95% CI 7.00–7.00)" in out
@@ -171,7 +170,7 @@ def test_compare_cli_with_set_b_writes_json_and_csv(capsys, tmp_path):
     path_b = tmp_path / "b.yaml"
     path_b.write_text(Path(LAUNCH).read_text().replace("count: 1 ", "count: 2 "))
     out = tmp_path / "nocrn"
-    assert main(["compare", LAUNCH, str(path_b), *sets, "-r", "2", "--no-crn", "--quiet", "--workers", "1",
+    assert main(["compare", LAUNCH, str(path_b), *sets, "-r", "2", "--no-crn", "--workers", "1",
                  "--out", str(out)]) == 0
     assert "independent seeds for B" in capsys.readouterr().out
     assert json.loads((out / "comparison.json").read_text())["common_random_numbers"] is False
@@ -181,7 +180,7 @@ def test_compare_without_out_writes_to_the_default_folder(capsys, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     sets = ["--set", "horizon=20m", "--set", "warmup=2m"]
     assert main(["compare", str(Path(LAUNCH).resolve()), *sets, "--set-b", "instances.count=2", "-r", "2",
-                 "--quiet", "--workers", "1"]) == 0
+                 "--workers", "1"]) == 0
     folder = tmp_path / "capsim-out" / "launch-compare"
     assert {"comparison.json", "comparison.csv", "report.html", "a", "b"} <= {p.name for p in folder.iterdir()}
     assert "report     capsim-out/launch-compare/report.html" in capsys.readouterr().out
@@ -237,7 +236,7 @@ def test_sweep_cli_params_parsed_as_yaml(capsys, tmp_path):
     sets = sum((["--set", o] for o in TINY), [])
     code = main(["sweep", LAUNCH, *sets, "--param", "instances.count=1,2",
                  "--param", "autoscaler=null,{policy: hpa, min_instances: 1, max_instances: 2}",
-                 "-r", "2", "--workers", "1", "--quiet", "--out", str(tmp_path)])
+                 "-r", "2", "--workers", "1", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     table = pd.read_csv(tmp_path / "sweep.csv", keep_default_na=False)
@@ -266,7 +265,7 @@ def test_plan_stops_at_the_smallest_passing_count():
 
 
 def test_plan_cli_prints_the_table_beside_the_seeds_guess(capsys, tmp_path):
-    code = main(["plan", "--levels", "light", "--plans", "standard", "--horizon", "2m", "-r", "2", "--quiet",
+    code = main(["plan", "--levels", "light", "--plans", "standard", "--horizon", "2m", "-r", "2",
                  "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out

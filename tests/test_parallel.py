@@ -141,7 +141,7 @@ def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(t
     finished = log.read_text().count("\n")
     assert 1 <= finished < 12
     assert (out / "sweep.csv").exists()
-    done = subprocess.run(cmd + ["--resume", "--quiet"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"resumed: {finished} runs taken from" in done.stdout
     assert log.read_text().count("\n") == 12

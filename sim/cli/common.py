@@ -8,8 +8,8 @@ from pathlib import Path
 
 from capsim.scenario.loader import BUILTIN, load, load_builtin
 
-__all__ = ["BUILTIN", "scenario_of", "slo_of_args", "slug", "positive", "duration", "seed", "report_options",
-           "write_report", "output_dir"]
+__all__ = ["BUILTIN", "scenario_of", "slo_of_args", "slug", "positive", "duration", "seed", "finite_float",
+           "write_report", "output_dir", "admit", "say"]
 
 def scenario_of(file: str | None, overrides: list[str]):
     return load(file, overrides) if file else load_builtin(overrides)
@@ -50,8 +50,8 @@ def positive(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000, got {text!r}")
     return value
 
 
@@ -71,17 +71,47 @@ def seed(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 2^63 - 1, got {text!r}")
     return value
 
 
+def finite_float(*, gt: float | None = None, ge: float | None = None, le: float | None = None):
+    """An argparse type: a finite number within the bounds (``--latency-ms nan`` is an error)."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (gt is None or value > gt) and (ge is None or value >= ge) \
+            and (le is None or value <= le)
+        if not ok:
+            bounds = " and ".join(f"{op} {b:g}" for op, b in (("> ", gt), (">= ", ge), ("<= ", le)) if b is not None)
+            raise argparse.ArgumentTypeError(f"expected a finite number {bounds.replace('  ', ' ')}, got {text!r}")
+        return value
+    return parse
+
+
+def say(args, *lines) -> None:
+    """Print to stdout unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        for line in lines:
+            print(line)
+
+
+def admit(args, scenario, label: str) -> None:
+    """The work estimate before running: refused beyond the limits (TooMuchWork, exit code 2)
+    unless ``--force``; a long run is said on stderr."""
+    from capsim.engine.estimate import check
+    work = check(scenario, force=getattr(args, "force", False))
+    warning = work.warning()
+    if warning:
+        print(f"capsim: {label}: {warning}", file=sys.stderr)
+
+
 # -- reports ----------------------------------------------------------------------------
-def report_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--images", choices=("png", "svg"),
-                        help="also write each report figure as an image in OUT/images (needs kaleido and Chrome/Chromium)")
-
-
 def write_report(out, images: str | None, quiet: bool = False) -> int:
     """Write ``out/report.html`` (and images); print where. 1 when the page or asked-for images
     could not be written (the data files stay as they are)."""

@@ -57,6 +57,7 @@ class Plan:
     answer: list[dict] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     interrupted: bool = False
+    errors: list[str] = field(default_factory=list)    # runs that failed (their configurations count as not passing)
 
     def format(self) -> str:
         s = self.settings
@@ -167,6 +168,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
             jobs += [Job(sc, sd, force=force) for sd in seeds]
         outputs, stopped = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim plan ({len(batch)} configurations)",
                                                                  enabled=progress))
+        result.errors += [o["error"] for o in outputs if o and "error" in o]
         for k, s in enumerate(batch):
             outs = outputs[k * replications:(k + 1) * replications]
             if stopped and any(o is None for o in outs):

@@ -190,7 +190,8 @@ def _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, code_
                              Progress(len(todo), "capsim sweep", enabled=progress), record)
     table = _tidy(points, names, seeds, keys, done, errors)
     table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
-                       jobs_resumed=len(keys) - len(todo))
+                       jobs_resumed=len(keys) - len(todo), points_invalid=len(errors),
+                       runs_failed=sum(1 for k in keys.values() if k in done and done[k].get("error")))
     return table
 
 
