@@ -91,7 +91,8 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("seed: " + "1" * 5000 + "\n", "s.yaml:1:7: a whole number of 5000 digits (at most 100)"),
     ("name: " + "[" * 200 + "]" * 200 + "\n", "s.yaml:1:70: nested more than 64 levels deep"),
     (LAUGHS, "s.yaml:6:4: expands to more than 1,000,000 values"),
-    ("seed: !!bool 5\n", "s.yaml: cannot read a value"),
+    ("seed: !!bool 5\n", "s.yaml:1:7: cannot read the value '5'"),
+    ("name: 2026-13-45\n", "s.yaml:1:7: cannot read the value '2026-13-45': month must be in 1..12"),
     ("5\n", "s.yaml:1:1: expected a mapping of scenario fields"),
 ])
 def test_yaml_that_is_empty_recursive_tagged_deep_or_huge_is_an_error(text, expected):

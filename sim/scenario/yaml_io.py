@@ -15,6 +15,7 @@ from datetime import date
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 
@@ -85,9 +86,25 @@ class _BoundedComposer(Composer):
             _fail(f"expands to more than {MAX_VALUES:,} values once its aliases are expanded", node.start_mark)
 
 
+class _PlacedConstructor(RoundTripConstructor):
+    """ruamel's round-trip constructor; a value it cannot build (a timestamp 2026-13-45, a core
+    tag on the wrong value) is an error at that value's line and column."""
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except (YAMLError, RecursionError):
+            raise
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            shown = node.value if isinstance(node.value, str) else type(node).__name__
+            detail = f"not a {str(node.tag).rsplit(':', 1)[-1]}" if isinstance(exc, KeyError) else str(exc)
+            _fail(f"cannot read the value {shown[:40]!r}: {detail}", node.start_mark)
+
+
 def _yaml() -> YAML:
     y = YAML()                  # round trip: mappings and sequences keep their line and column
     y.Composer = _BoundedComposer
+    y.Constructor = _PlacedConstructor
     return y
 
 
