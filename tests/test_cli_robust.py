@@ -14,19 +14,13 @@ from pathlib import Path
 import pytest
 
 from capsim.cli import main
+from tests.helpers import cli
 from capsim.results.files import check_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = str(ROOT / "scenarios" / "launch.yaml")
 SHORT = ["--set", "horizon=10m", "--set", "warmup=1m"]
 FAST = [*SHORT, "--set", "workload.sessions.peak_users=20", "--workers", "1"]
-
-
-def cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def test_version_and_a_bare_command_print_what_capsim_is(capsys):

@@ -16,19 +16,13 @@ import numpy as np
 import pytest
 
 from capsim.cli import main
+from tests.helpers import cli
 from capsim.results.files import (MANIFEST, IncompleteFolder, Journal, OutputExists, OutputFolder, check_folder,
                                   read_journal, to_json, write_json, write_text)
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = str(ROOT / "scenarios" / "launch.yaml")
 SHORT = ["--set", "horizon=10m", "--set", "warmup=1m"]
-
-
-def cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 # -- strict JSON (item 3: "cost_usd": Infinity) -------------------------------------------------------

@@ -1,8 +1,9 @@
 """Progress of long commands on stderr: a live bar on a terminal or in a notebook, log lines otherwise.
 
 On a terminal and in Jupyter the bar is drawn by ``rich`` (it redraws its line whole, so no
-stale characters are left behind, and in a notebook it renders without ipywidgets); it is
-refreshed by our own calls, with no thread of its own (worker processes are forked). Off a
+stale characters are left behind; in a notebook it draws into an ipywidgets output, so
+there it needs ``ipywidgets``: ``pip install 'capsim[notebooks]'``, else the log lines
+below); it is refreshed by our own calls, with no thread of its own (workers are forked). Off a
 terminal (a log file, CI, a pipe) there is no bar: a plain line every ``every`` seconds,
 the last one, and while nothing has advanced a line a ``heartbeat`` apart, so a long run
 shows it is alive. ``Progress(total, label)`` counts jobs; ``RunProgress(horizon)`` follows
@@ -17,10 +18,16 @@ __all__ = ["Progress", "RunProgress"]
 
 
 def _live(stream) -> bool:
-    """A terminal or a notebook: draw a live bar there."""
+    """A terminal, or a notebook with ipywidgets: draw a live bar there."""
     from rich.console import Console
     console = Console(file=stream)
-    return console.is_terminal or console.is_jupyter
+    if console.is_jupyter:
+        try:
+            import ipywidgets  # noqa: F401  (rich draws a notebook's bar into its Output widget)
+        except ImportError:
+            return False
+        return True
+    return console.is_terminal
 
 
 class Progress:
