@@ -94,6 +94,7 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("seed: !!bool 5\n", "s.yaml:1:7: cannot read the value '5'"),
     ("name: 2026-13-45\n", "s.yaml:1:7: cannot read the value '2026-13-45': month must be in 1..12"),
     ("5\n", "s.yaml:1:1: expected a mapping of scenario fields"),
+    ("name: x\nseed: 1\x00\n", "s.yaml:2:8: not YAML text: character #x0000 is not allowed"),
 ])
 def test_yaml_that_is_empty_recursive_tagged_deep_or_huge_is_an_error(text, expected):
     assert one(text).startswith(expected), one(text)

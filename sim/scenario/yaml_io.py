@@ -18,6 +18,7 @@ from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
+from ruamel.yaml.reader import ReaderError
 
 __all__ = ["plain", "read_plain", "read_tree", "read_bounded", "YAMLProblem", "MAX_BYTES", "MAX_DEPTH",
            "MAX_VALUES", "MAX_DIGITS"]
@@ -116,6 +117,11 @@ def read_tree(text: str):
         return _yaml().load(text)
     except YAMLProblem:
         raise
+    except ReaderError as exc:                   # a character YAML does not allow (NUL, ...)
+        pos = exc.position or 0
+        line, col = text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+        raise YAMLProblem(f"not YAML text: character #x{ord(exc.character) if isinstance(exc.character, str) else 0:04x} "
+                          "is not allowed", line, col) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context
