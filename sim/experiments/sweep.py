@@ -20,8 +20,8 @@ import pandas as pd
 
 from capsim.experiments.replications import Job, base_seed_of, run_all, replication_seeds, resolve
 from capsim.experiments.parallel import Progress
-from capsim.results.files import IncompleteFolder, Journal, OutputFolder, check_folder, read_journal, write_bytes, \
-    write_csv
+from capsim.results.files import IncompleteFolder, Journal, OutputFolder, check_folder, read_journal, \
+    staging_folders, write_bytes, write_csv
 from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
@@ -146,8 +146,7 @@ def _resumed(folder: OutputFolder) -> dict[str, dict]:
         except IncompleteFolder as exc:
             raise IncompleteFolder(f"cannot resume: {exc}") from None
         logs.append(out / JOURNAL)
-    parent = out.parent if str(out.parent) else Path(".")
-    logs += sorted(parent.glob(f".{out.name}.*.partial/{JOURNAL}"))
+    logs += [p / JOURNAL for p in staging_folders(out)]
     done: dict[str, dict] = {}
     for log in logs:
         if not log.is_file():

@@ -17,11 +17,13 @@
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["write_text", "write_bytes", "write_json", "write_csv", "to_json", "safe_dir", "OutputFolder",
-           "OutputExists", "IncompleteFolder", "check_folder", "Journal", "read_journal", "MANIFEST", "DERIVED",
-           "PID_FILE"]
+           "OutputExists", "IncompleteFolder", "check_folder", "staging_folders", "Journal", "read_journal", "MANIFEST",
+           "DERIVED", "PID_FILE"]
 
 MANIFEST = "manifest.json"
 DERIVED = ("report.html", "images")   # drawn from the data files, again at any time: not in the manifest
@@ -256,9 +258,7 @@ class OutputFolder:
 
     def _leftovers(self, parent: Path) -> list[Path]:
         found = []
-        for p in sorted(parent.glob(f".{self.out.name}.*.partial")):
-            if not p.is_dir() or p.is_symlink():
-                continue
+        for p in staging_folders(self.out):
             try:
                 pid = int((p / PID_FILE).read_text().strip())
             except (OSError, ValueError):
@@ -333,6 +333,16 @@ class OutputFolder:
         _fsync_dir(out.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def staging_folders(out) -> list[Path]:
+    """The staging folders of output folder ``out`` (``.NAME.XXXXXXXX.partial``, ours or left
+    by runs that were killed), not those of a folder whose name merely starts the same."""
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[a-z0-9_]{{8}}\.partial")
+    return [p for p in sorted(parent.glob(f".{glob.escape(out.name)}.*.partial"))
+            if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
 
 
 def check_folder(folder) -> dict:
