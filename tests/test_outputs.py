@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import resource
 import signal
 import subprocess
@@ -15,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capsim.cli import main
 from tests.helpers import cli
-from capsim.results.files import (MANIFEST, IncompleteFolder, Journal, OutputExists, OutputFolder, check_folder,
+from capsim.results.files import (MANIFEST, Journal, OutputExists, OutputFolder, check_folder,
                                   read_journal, to_json, write_json, write_text)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import re
 import time
 from pathlib import Path

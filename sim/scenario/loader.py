@@ -1,8 +1,9 @@
 """Scenario files: YAML 1.2 in, a validated ``Scenario`` out, or every problem with its place.
 
-``load(path, overrides)`` reads the file with ruamel.yaml's round-trip loader (mappings
-and sequences keep their line and column), applies ``--set dotted.path=value``
-overrides, then validates. Each pydantic error becomes a ``Problem`` placed at its YAML line and column
+``load(path, overrides)`` reads the file (bounded: ``capsim.scenario.yaml_io``) with
+ruamel.yaml's round-trip loader (mappings and sequences keep their line and column),
+applies ``--set dotted.path=value`` overrides, then validates. An empty file is an
+error; the built-in scenario is ``load_builtin(overrides)``. Each pydantic error becomes a ``Problem`` placed at its YAML line and column
 (``capsim.scenario.problems``).
 """
 from __future__ import annotations
