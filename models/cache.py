@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from capsim.models.distributions import Exponential, draws, uniforms
-from capsim.models.units import Duration, PositiveDuration, Rate
+from capsim.models.units import Count, Duration, NonNegative, PositiveDuration, Rate
 
 __all__ = ["CacheClass", "Delete", "Invalidation", "CacheConfig", "CacheStore", "Invalidator",
            "DEFAULT_CLASSES", "DEFAULT_INVALIDATIONS", "class_index", "probabilities", "zipf_keys"]
@@ -34,8 +34,8 @@ class CacheClass(BaseModel):
     """One of the seed's ``cacheStrategies``."""
     model_config = ConfigDict(frozen=True, extra="forbid")
     ttl: PositiveDuration = Field(description="time to live, set when the entry is written")
-    keys: int = Field(ge=1, description="distinct keys of this class")
-    zipf: float = Field(0.0, ge=0, allow_inf_nan=False,
+    keys: Count = Field(description="distinct keys of this class")
+    zipf: NonNegative = Field(0.0,
                         description="popularity exponent s: key k of 1..keys requested with probability ~ k^-s")
     key_by: Literal["popularity", "client"] = Field(
         "popularity", description="popularity: keys drawn by Zipf; client: the requesting user's own key (user:{id})")
@@ -77,9 +77,9 @@ DEFAULT_INVALIDATIONS = [
 class CacheConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     store: Literal["memory", "redis"] = Field("memory", description="memory: one per instance; redis: one shared")
-    max_keys: int = Field(1000, ge=1, description="LRU eviction beyond this many keys per store (CACHE_MAX_SIZE)")
+    max_keys: Count = Field(1000, description="LRU eviction beyond this many keys per store (CACHE_MAX_SIZE)")
     redis_rtt: Duration = Field(0.001, description="round trip per get and per set (store: redis)")
-    memory_kb_per_key: float = Field(2.0, ge=0, allow_inf_nan=False, description="instance memory per key (store: memory)")
+    memory_kb_per_key: NonNegative = Field(2.0, description="instance memory per key (store: memory)")
     classes: dict[str, CacheClass] = Field(default_factory=lambda: dict(DEFAULT_CLASSES), min_length=1,
                                            description="cache classes by name (the seed's cacheStrategies)")
     invalidations: list[Invalidation] = Field(default_factory=lambda: list(DEFAULT_INVALIDATIONS),

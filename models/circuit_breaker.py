@@ -26,7 +26,7 @@ from collections import deque
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from capsim.models.units import PositiveDuration, Rate
+from capsim.models.units import Count, PositiveDuration, Rate
 
 __all__ = ["BreakerConfig", "CircuitBreaker", "LoadShedder", "CLOSED", "OPEN", "HALF_OPEN"]
 
@@ -35,7 +35,7 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 class BreakerConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    failure_threshold: int = Field(5, ge=1, description="failures (since the last success) that open the breaker")
+    failure_threshold: Count = Field(5, description="failures (since the last success) that open the breaker")
     recovery_timeout: PositiveDuration = Field(60.0, description="open for more than this after the last failure, then half-open")
     shed_rps: Rate | None = Field(1000.0, gt=0, description="requests/s per instance above which the maintenance page answers; null = never shed")
     shed_window: PositiveDuration = Field(1.0, description="request rate = arrivals in fixed buckets of this length")

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.distributions import Constant, Distribution, draws
 from capsim.models.request import DB_ERROR, DB_REFUSED, POOL_TIMEOUT, Request
-from capsim.models.units import Duration
+from capsim.models.units import Amount, Count, Duration, Share
 
 __all__ = ["PoolConfig", "ReplicasConfig", "DatabaseConfig", "Database", "Pool"]
 
@@ -37,29 +37,29 @@ __all__ = ["PoolConfig", "ReplicasConfig", "DatabaseConfig", "Database", "Pool"]
 class PoolConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     policy: Literal["static", "dynamic"] = Field("static", description="static: max/min as given; dynamic: the seed's getPoolConfig")
-    max: int = Field(20, ge=1, description="connections per instance (DB_POOL_MAX)")
-    min: int = Field(0, ge=0, description="connections kept open despite idle_timeout")
+    max: Count = Field(20, description="connections per instance (DB_POOL_MAX)")
+    min: Amount = Field(0, description="connections kept open despite idle_timeout")
     idle_timeout: Duration = Field(30.0, description="an idle connection closes after this; 0 = never (DB_POOL_IDLE_TIMEOUT)")
     acquire_timeout: Duration = Field(2.0, description="wait for a connection at most this long, then fail; 0 waits forever (DB_POOL_CONNECTION_TIMEOUT)")
-    per_instance: int = Field(20, ge=1, description="dynamic policy: connections per running instance")
-    cap: int = Field(100, ge=1, description="dynamic policy: upper bound of max")
-    min_floor: int = Field(2, ge=0, description="dynamic policy: min = max(min_floor, instances)")
+    per_instance: Count = Field(20, description="dynamic policy: connections per running instance")
+    cap: Count = Field(100, description="dynamic policy: upper bound of max")
+    min_floor: Amount = Field(2, description="dynamic policy: min = max(min_floor, instances)")
 
 
 class ReplicasConfig(BaseModel):
     """Read replicas (the seed's future enhancement): each its own server and connection cap."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    count: int = Field(1, ge=1, description="replicas")
-    read_share: float = Field(0.5, ge=0, le=1, description="share of database steps that are reads sent to a replica")
-    max_connections: int = Field(100, ge=1, description="connection limit of each replica")
-    concurrency: int | None = Field(None, ge=1, description="queries each replica runs at once; null = unlimited")
-    pool_max: int = Field(20, ge=1, description="connections per instance to each replica")
+    count: Count = Field(1, description="replicas")
+    read_share: Share = Field(0.5, description="share of database steps that are reads sent to a replica")
+    max_connections: Count = Field(100, description="connection limit of each replica")
+    concurrency: Count | None = Field(None, description="queries each replica runs at once; null = unlimited")
+    pool_max: Count = Field(20, description="connections per instance to each replica")
 
 
 class DatabaseConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    max_connections: int = Field(100, ge=1, description="server-wide connection limit (Supabase: 100)")
-    concurrency: int | None = Field(None, ge=1, description="queries the server runs at once; null = unlimited")
+    max_connections: Count = Field(100, description="server-wide connection limit (Supabase: 100)")
+    concurrency: Count | None = Field(None, description="queries the server runs at once; null = unlimited")
     rtt: Duration = Field(0.001, description="network round trip added to each query")
     connect_time: Distribution = Field(Constant(value=0.02), description="time to open a connection")
     pool: PoolConfig = Field(default_factory=PoolConfig)

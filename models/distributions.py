@@ -13,7 +13,7 @@ from typing import Annotated, Iterator, Literal, Union
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from capsim.models.units import Duration, PositiveDuration, parse_duration
+from capsim.models.units import Duration, Positive, PositiveDuration, parse_duration
 
 __all__ = ["Constant", "Exponential", "LogNormal", "Gamma", "Uniform", "Empirical",
            "Distribution", "DIST_NAMES", "draws", "uniforms"]
@@ -100,7 +100,7 @@ class Gamma(_Dist):
     """Gamma given its mean and coefficient of variation (shape = 1/cv^2, scale = mean*cv^2)."""
     dist: Literal["gamma"] = "gamma"
     mean: PositiveDuration
-    cv: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    cv: Positive
 
     @property
     def shape(self) -> float:

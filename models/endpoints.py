@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from capsim.models.units import Amount, NonNegative, Share
+
 from capsim.models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
 from capsim.models.request import Request
 
@@ -24,12 +26,12 @@ RATE_LIMIT_TIERS = ("auth", "toybox", "matchmaking", "sessions", "presence", "ge
 class Endpoint(BaseModel):
     """One API tier."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    weight: float = Field(1.0, ge=0, description="share of session requests (relative)")
+    weight: NonNegative = Field(1.0, description="share of session requests (relative)")
     cpu_pre: Distribution = Field(Constant(value=0.001), description="CPU time before the database step")
     cpu_post: Distribution = Field(Constant(value=0.0), description="CPU time after the database step (the request rejoins the worker queue)")
-    queries: int = Field(0, ge=0, description="queries run one after another on one pooled connection")
+    queries: Amount = Field(0, description="queries run one after another on one pooled connection")
     query_time: Distribution = Field(LogNormal(mean=0.004, p99=0.03), description="server time of one query")
-    db_probability: float = Field(1.0, ge=0, le=1, description="share of requests that need the database (e.g. cache misses)")
+    db_probability: Share = Field(1.0, description="share of requests that need the database (e.g. cache misses)")
     cache_class: Literal[CACHE_CLASSES] | None = Field(None, description="cache strategy of its responses")  # type: ignore[valid-type]
     rate_limit_tier: Literal[RATE_LIMIT_TIERS] | None = Field(None, description="express-rate-limit tier")  # type: ignore[valid-type]
 

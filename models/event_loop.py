@@ -15,11 +15,9 @@ platform's CPU metric sees it.
 """
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from capsim.models.units import Duration
+from capsim.models.units import Duration, Real
 
 __all__ = ["EventLoopConfig"]
 
@@ -34,7 +32,7 @@ class EventLoopConfig(BaseModel):
                                                  "paid when the reply is handled")
     connect_cpu: Duration = Field(0.0, description="per new pooled connection, when it is ready (startup, authentication)")
     wakeup_cpu: Duration = Field(0.0, description="per wake-up: added to the first task that reaches an idle loop")
-    helper_cpu: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = Field(
+    helper_cpu: Real(ge=0, le=10) = Field(
         0.0, description="CPU of the process's other threads (GC, libuv pool) as a share of the loop's busy time; "
                          "counted in the platform CPU metric, never delays the loop")
 

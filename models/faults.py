@@ -12,7 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.distributions import Exponential, draws, uniforms
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Amount, Duration, NonNegative, PositiveDuration
 
 __all__ = ["FaultsConfig", "Crash", "Outage", "FaultInjector"]
 
@@ -20,7 +20,7 @@ __all__ = ["FaultsConfig", "Crash", "Outage", "FaultInjector"]
 class Crash(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     at: Duration = Field(description="when (offset from the start)")
-    instance: int = Field(0, ge=0, description="index among the running instances at that time (oldest first)")
+    instance: Amount = Field(0, description="index among the running instances at that time (oldest first)")
 
 
 class Outage(BaseModel):
@@ -32,7 +32,7 @@ class Outage(BaseModel):
 class FaultsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     crashes: list[Crash] = Field(default_factory=list, description="crashes at given times")
-    crash_rate: float = Field(0.0, ge=0, description="random crashes per running instance per hour")
+    crash_rate: NonNegative = Field(0.0, description="random crashes per running instance per hour")
     database_outages: list[Outage] = Field(default_factory=list)
     redis_outages: list[Outage] = Field(default_factory=list, description="the shared Redis is unreachable: cache reads miss, writes are lost")
 

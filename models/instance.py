@@ -20,18 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from capsim.models.distributions import Distribution, Uniform
 from capsim.models.event_loop import EventLoopConfig
 from capsim.models.process import Process, Work
-from capsim.models.units import Duration
+from capsim.models.units import Count, Duration, NonNegative
 
 __all__ = ["InstancesConfig", "Instance", "loop_capacity"]
 
 
 class InstancesConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    count: int = Field(1, ge=1, description="instances running (and ready) at the start")
+    count: Count = Field(1, description="instances running (and ready) at the start")
     plan: str = Field("standard", description="plan name from pricing.plans")
-    processes: int = Field(1, ge=1, description="Node processes per instance, each with its own event loop, pool and "
+    processes: Count = Field(1, description="Node processes per instance, each with its own event loop, pool and "
                                                 "in-memory stores (1: plain node; n: cluster/PM2 with n workers)")
-    threads: int = Field(1, ge=1, description="tasks one process runs at once from its queue (1: Node's event loop; "
+    threads: Count = Field(1, description="tasks one process runs at once from its queue (1: Node's event loop; "
                                               "more only to model a worker-thread pool or to check against M/M/c)")
     event_loop: EventLoopConfig = Field(default_factory=EventLoopConfig,
                                         description="event-loop CPU outside the handlers (models/event_loop.py)")
@@ -39,8 +39,8 @@ class InstancesConfig(BaseModel):
                                        description="from start to passing the health check (Render: 30-90 s reported)")
     shutdown_delay: Duration = Field(30.0, description="on scale-in, in-flight requests may finish for this long, then the rest are killed (Render default 30 s)")
     restart_after: Duration = Field(60.0, description="a crashed instance is restarted and healthy again after this (Render: 60 s)")
-    memory_base_mb: float = Field(160.0, ge=0, description="resident memory of an idle process (Node + Express + Socket.io)")
-    memory_per_request_mb: float = Field(1.0, ge=0, description="memory per request in flight")
+    memory_base_mb: NonNegative = Field(160.0, description="resident memory of an idle process (Node + Express + Socket.io)")
+    memory_per_request_mb: NonNegative = Field(1.0, description="memory per request in flight")
     out_of_memory: Literal["restart", "ignore"] = Field(
         "restart", description="at the plan's memory the instance crashes and restarts (its sockets reconnect elsewhere); ignore: memory is only reported")
     reject_cpu: Duration = Field(0.0001, description="CPU the middleware spends turning a request away (429, maintenance page)")

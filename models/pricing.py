@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from capsim.models.units import Money, Positive, Real
+
 __all__ = ["Plan", "Pricing", "Billing", "DEFAULT_PLANS", "instance_cost", "extras_cost", "monthly_projection"]
 
 
 class Plan(BaseModel):
     """One instance type."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    vcpus: float = Field(gt=0, description="vCPUs per instance")
-    memory_gb: float = Field(gt=0, description="memory per instance, GB")
-    usd_per_month: float = Field(ge=0, description="list price per instance-month")
+    vcpus: Positive = Field(description="vCPUs per instance")
+    memory_gb: Positive = Field(description="memory per instance, GB")
+    usd_per_month: Money = Field(description="list price per instance-month")
 
 
 DEFAULT_PLANS = {
@@ -28,10 +30,10 @@ DEFAULT_PLANS = {
 class Pricing(BaseModel):
     """Price table; cost = seconds billed x usd_per_month / (hours_per_month x 3600)."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    hours_per_month: float = Field(730.0, gt=0, description="hours in a billing month (seed: 730)")
+    hours_per_month: Real(gt=0, le=744) = Field(730.0, description="hours in a billing month, at most 31 x 24 (seed: 730)")
     plans: dict[str, Plan] = Field(default_factory=lambda: dict(DEFAULT_PLANS),
                                    description="plans by name")
-    extras_usd_per_month: dict[str, float] = Field(
+    extras_usd_per_month: dict[str, Money] = Field(
         default_factory=dict, description="fixed monthly items prorated over the run, e.g. {redis: 10, database: 25}")
 
     def usd_per_second(self, plan: str) -> float:

@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capsim.models.endpoints import RATE_LIMIT_TIERS
-from capsim.models.units import PositiveDuration
+from capsim.models.units import Count, PositiveDuration
 
 __all__ = ["RateLimitConfig", "RateLimiter", "DEFAULT_LIMITS", "effective_limit"]
 
@@ -42,7 +42,7 @@ class RateLimitConfig(BaseModel):
     memory_windows: Literal["per_client", "global"] = Field(
         "per_client", description="memory store: per_client (express-rate-limit >= 7) or global, all reset together every window from the instance's start (<= 6)")
     window: PositiveDuration = Field(900.0, description="windowMs: length of a fixed window (seed: 15 min)")
-    limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_LIMITS),
+    limits: dict[str, Count] = Field(default_factory=lambda: dict(DEFAULT_LIMITS),
                                    description="requests per client per window by tier; tiers not given keep the seed's limit")
 
     @field_validator("limits")

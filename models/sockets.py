@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.distributions import Distribution, Uniform, draws
-from capsim.models.units import Duration
+from capsim.models.units import Duration, NonNegative, PositiveDuration
 
 __all__ = ["SocketsConfig", "Sockets"]
 
@@ -24,9 +24,9 @@ class SocketsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     endpoints: list[str] | None = Field(None, description="endpoints whose requests travel over the session's "
                                         "socket (sticky); default: presence, if the scenario has it")
-    ping_interval: Duration = Field(25.0, description="Socket.io pingInterval (seed: 25 s)")
+    ping_interval: PositiveDuration = Field(25.0, description="Socket.io pingInterval (seed: 25 s)")
     ping_cpu: Duration = Field(0.00005, description="CPU per ping")
-    memory_mb: float = Field(0.1, ge=0, description="instance memory per open socket")
+    memory_mb: NonNegative = Field(0.1, description="instance memory per open socket")
     reconnect_delay: Distribution = Field(Uniform(low=0.5, high=1.5), description="before a dropped session reconnects")
     reconnect_flow: list[str] | None = Field(None, description="requests a reconnecting session sends; "
                                              "default: auth then sessions, those the scenario has")

@@ -20,13 +20,16 @@ __all__ = ["invert", "SessionSource", "OpenLoopSource"]
 INF = float("inf")
 
 
-def invert(t: float, e: float, segment) -> float:
-    """First time after ``t`` where the rate's integral reaches ``e``.
+def invert(t: float, e: float, segment, limit: float = INF) -> float:
+    """First time after ``t`` where the rate's integral reaches ``e`` (INF: not before ``limit``).
 
     ``segment(t)`` returns ``(r0, r1, t1)``: the rate goes linearly from r0 at t to r1
-    at t1 (t1 may be inf, then r1 == r0).
+    at t1 (t1 may be inf, then r1 == r0). The walk over the pieces stops at ``limit`` (the
+    horizon), so a tiny rate does not walk the calendar hour by hour for ever.
     """
     while True:
+        if t >= limit:
+            return INF
         r0, r1, t1 = segment(t)
         if t1 == INF:
             return t + e / r0 if r0 > 0 else INF
@@ -42,8 +45,8 @@ def invert(t: float, e: float, segment) -> float:
 class SessionSource:
     """User sessions and the requests their users issue."""
 
-    def __init__(self, kernel, config, calendar, endpoints, factory, route, streams):
-        self.kernel, self.config, self.calendar = kernel, config, calendar
+    def __init__(self, kernel, config, calendar, endpoints, factory, route, streams, horizon: float = INF):
+        self.kernel, self.config, self.calendar, self.horizon = kernel, config, calendar, horizon
         self.factory, self.route = factory, route
         curve = config.curve
         self._curve = [c / max(curve) for c in curve]
@@ -81,7 +84,7 @@ class SessionSource:
         self._schedule_start(self.kernel.now)
 
     def _schedule_start(self, t: float) -> None:
-        nxt = invert(t, next(self._exp_start), self.segment)
+        nxt = invert(t, next(self._exp_start), self.segment, self.horizon)
         if nxt < INF:
             self.kernel.at(nxt, self._on_start, None)
 
@@ -142,8 +145,8 @@ class SessionSource:
 class OpenLoopSource:
     """Poisson arrivals at a piecewise-linear rate; each one a request or a flow."""
 
-    def __init__(self, kernel, config, endpoints, factory, route, streams, index: int):
-        self.kernel, self.factory, self.route = kernel, factory, route
+    def __init__(self, kernel, config, endpoints, factory, route, streams, index: int, horizon: float = INF):
+        self.kernel, self.factory, self.route, self.horizon = kernel, factory, route, horizon
         self._segments = config.segments()
         self._k = 0
         tag = f"open_loop.{index}.{config.name}"
@@ -178,7 +181,7 @@ class OpenLoopSource:
             k = self.kernel
             heappush(k.heap, (t + next(self._exp) * self._gap, next(k.seq), self._on_arrival, None))
             return
-        nxt = invert(t, next(self._exp), self.segment)
+        nxt = invert(t, next(self._exp), self.segment, self.horizon)
         if nxt < INF:
             self.kernel.at(nxt, self._on_arrival, None)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from capsim.models.distributions import Distribution, LogNormal
 from capsim.models.endpoints import DEFAULT_ENDPOINTS, Endpoint
-from capsim.models.units import Duration, PositiveDuration, Rate, parse_duration
+from capsim.models.units import BOUNDED, MAX_DURATION, Duration, NonNegative, Positive, PositiveDuration, Rate, parse_duration
 
 __all__ = ["WorkloadConfig", "SessionsConfig", "OpenLoopConfig", "Phase", "Step", "Event",
            "DAILY_CURVES", "Calendar"]
@@ -44,12 +44,16 @@ def _offset_or_datetime(value):
             return datetime.fromisoformat(value)
         except ValueError as exc:
             raise ValueError(f"expected an ISO date-time such as 2026-01-10T18:00, got {value!r}") from exc
-    return parse_duration(value)
+    offset = parse_duration(value)
+    if abs(offset) > MAX_DURATION:
+        raise ValueError(f"expected an offset within 100 years of workload.start, got {offset:g} s")
+    return offset
 
 
 When = Annotated[float | datetime, BeforeValidator(_offset_or_datetime),
                  WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}],
-                                 "description": "ISO date-time (2026-01-10T18:00) or an offset such as 5d18h"})]
+                                 "description": "ISO date-time (2026-01-10T18:00) or an offset such as 5d18h"}),
+                 BOUNDED]
 
 
 class Event(BaseModel):
@@ -58,15 +62,15 @@ class Event(BaseModel):
     name: str = "event"
     start: When = Field(description="ISO date-time, or an offset from workload.start such as 5d18h")
     duration: PositiveDuration
-    multiplier: float = Field(2.0, gt=0)
+    multiplier: Positive = 2.0
 
 
 class SessionsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    peak_users: float = Field(100, gt=0, description="expected concurrent users at the busiest weekday hour")
-    daily_curve: Literal["gaming", "business", "flat"] | list[float] = Field(
+    peak_users: Positive = Field(100, description="expected concurrent users at the busiest weekday hour")
+    daily_curve: Literal["gaming", "business", "flat"] | list[NonNegative] = Field(
         "gaming", description="a named curve or 24 hourly multipliers (hour 0 = midnight)")
-    weekend_multiplier: float = Field(1.5, gt=0, description="Saturday and Sunday (seed: 1.5)")
+    weekend_multiplier: Positive = Field(1.5, description="Saturday and Sunday (seed: 1.5)")
     events: list[Event] = Field(default_factory=list)
     session_length: Distribution = Field(LogNormal(mean=1800.0, p99=10800.0))
     request_rate: Rate = Field(0.5, description="requests per second per concurrent user (seed: 0.5)")
@@ -77,6 +81,9 @@ class SessionsConfig(BaseModel):
         if not isinstance(c, str):
             if len(c) != 24 or min(c) < 0 or max(c) <= 0:
                 raise ValueError(f"daily_curve: expected 24 numbers >= 0, not all 0, got {len(c)} numbers")
+        if not self.session_length.mean > 0:
+            raise ValueError(f"session_length: expected a mean > 0 (peak_users / mean length is the start rate), "
+                             f"got {self.session_length.mean:g} s")
         return self
 
     @property
@@ -107,7 +114,7 @@ class OpenLoopConfig(BaseModel):
     rate: Rate | None = Field(None, description="constant Poisson rate")
     schedule: list[Step] | None = Field(None, description="piecewise-constant rates")
     phases: list[Phase] | None = Field(None, description="Artillery phases (after the last one: no arrivals)")
-    mix: dict[str, float] | None = Field(None, description="endpoint weights for this source (default: the endpoints' weights)")
+    mix: dict[str, NonNegative] | None = Field(None, description="endpoint weights for this source (default: the endpoints' weights)")
     flow: list[str] | None = Field(None, description="endpoints each arrival issues one after another")
 
     @model_validator(mode="after")
@@ -119,6 +126,8 @@ class OpenLoopConfig(BaseModel):
             ats = [s.at for s in self.schedule]
             if not ats or ats != sorted(ats):
                 raise ValueError("schedule: expected steps in increasing 'at' order")
+        if self.mix is not None and not any(w > 0 for w in self.mix.values()):
+            raise ValueError("mix: expected some endpoint weight > 0")
         return self
 
     def segments(self) -> list[tuple[float, float, float, float]]:
@@ -154,6 +163,9 @@ class WorkloadConfig(BaseModel):
             for name in list(src.mix or {}) + list(src.flow or []):
                 if name not in known:
                     raise ValueError(f"open_loop[{i}]: unknown endpoint {name!r}; expected one of {sorted(known)}")
+            if src.mix is None and not src.flow and sum(e.weight for e in self.endpoints.values()) <= 0:
+                raise ValueError(f"open_loop[{i}]: the endpoints' weights are all 0: expected some weight > 0, "
+                                 "or a mix or flow for this source")
         aware = self.start.tzinfo is not None
         for ev in (self.sessions.events if self.sessions else []):
             if isinstance(ev.start, datetime) and (ev.start.tzinfo is not None) != aware:

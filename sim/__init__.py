@@ -16,7 +16,7 @@ from capsim.results import Result, summarize
 from capsim.scenario import Scenario
 
 __all__ = ["Scenario", "Model", "Result", "run", "load_scenario", "default_scenario",
-           "replicate", "compare", "sweep", "capacity_plan"]
+           "replicate", "compare", "sweep", "capacity_plan", "estimate"]
 
 
 def default_scenario() -> Scenario:
@@ -25,17 +25,29 @@ def default_scenario() -> Scenario:
 
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
-        allow_code: bool = False) -> Result:
+        allow_code: bool = False, progress=None, force: bool = False) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
     ``decide(obs)``) used instead of the scenario's. ``allow_code``: let a scenario's
-    ``autoscaler: {policy: custom, path: ...}`` import its class.
+    ``autoscaler: {policy: custom, path: ...}`` import its class. ``progress(simulated,
+    horizon)``: called as the run advances. A scenario beyond the work limits
+    (``capsim.engine.estimate``: requests, events, memory) raises ``TooMuchWork`` with the
+    numbers, unless ``force``.
     """
-    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code).run()
+    from capsim.engine.estimate import check
+    scenario = scenario if scenario is not None else Scenario()
+    check(scenario, force)
+    model = Model(scenario, seed, policy, allow_code).run(progress)
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
     return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario,
                   model.metrics.histogram_rows())
+
+
+def estimate(scenario: Scenario | None = None):
+    """What running ``scenario`` takes: requests, events, memory, wall time (``capsim.engine.estimate``)."""
+    from capsim.engine.estimate import estimate as work
+    return work(scenario if scenario is not None else Scenario())
 
 
 def load_scenario(path, overrides: list[str] | None = None) -> Scenario:

@@ -6,7 +6,16 @@ from capsim.engine.model import Model
 from capsim.results.result import summarize
 from capsim.scenario.config import Scenario
 
-__all__ = ["Driver", "conserved", "arrivals_log"]
+__all__ = ["Driver", "conserved", "arrivals_log", "cli"]
+
+
+def cli(capsys, *argv):
+    """``capsim ARGV`` in this process: (exit code, stdout, stderr), never a traceback."""
+    from capsim.cli import main
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
 
 
 class Driver:

@@ -76,7 +76,6 @@ def test_validate_applies_and_checks_overrides(capsys):
 
 def test_argparse_errors_exit_2(capsys):
     assert main(["run", "--seed", "-1"]) == 2
-    assert main([]) == 2
     assert main(["frobnicate"]) == 2
     assert "Traceback" not in capsys.readouterr().err
 

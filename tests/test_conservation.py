@@ -149,3 +149,60 @@ def test_scenarios_exercise_what_they_claim():
     assert s["sessions"]["started"] > 0 and m.sources[1].arrivals > 0
     for name in ("default", "default_odd_grid", "no_warmup", "mixed"):
         assert run(name)[1]["requests"]["ok"] > 1000, name
+
+
+# -- a timeout swept at exactly the horizon (issue 13 item 2) ------------------------------------
+def _timeout_at_horizon() -> Scenario:
+    return Scenario.model_validate({
+        "horizon": 5, "warmup": 0, "metrics": {"interval": 60},
+        "workload": {"sessions": None, "open_loop": [],
+                     "endpoints": {"api": {"cpu_pre": "100s", "queries": 0}}},
+        "instances": {"count": 1, "request_timeout": "4s"},
+        "cache": None, "rate_limit": None, "circuit_breaker": None, "sockets": None})
+
+
+def test_a_timeout_swept_at_the_horizon_is_counted():
+    """One request at t = 1 s holding the only worker for 100 s, server timeout 4 s: the sweeper
+    (a tick a second) ends it at exactly t = 5 s, the horizon. It must be in the last interval."""
+    from tests.helpers import Driver, conserved
+    d = Driver(_timeout_at_horizon())
+    req = d.send(1.0, cpu=100.0)
+    s = d.run()
+    assert d.outcome(req) == ("timeout", 5.0)
+    q = s["requests"]
+    assert (q["total"], q["timeout"], q["completed"], q["in_flight_end"]) == (1, 1, 1, 0), q
+    assert conserved(s)
+    rows = d.model.metrics.rows
+    assert len(rows) == 1 and (rows[0]["t_end"], rows[0]["n_timeout"], rows[0]["in_system"]) == (5.0, 1, 0)
+
+
+def test_the_issue_reproduction_conserves_requests():
+    """The issue's command: launch, 10 min, timeouts falling on the horizon (1978 in, 1972 out)."""
+    from tests.helpers import conserved
+    from capsim.scenario.loader import load
+    from pathlib import Path
+    launch = Path(__file__).resolve().parents[1] / "scenarios" / "launch.yaml"
+    sc = load(launch, ["horizon=10m", "warmup=1m", "instances.reject_cpu=1h"])
+    m = Model(sc).run()
+    s = summarize(m)
+    assert s["requests"]["timeout"] > 0 and conserved(s), s["requests"]
+
+
+def test_a_chunked_run_is_the_run_in_one_go():
+    """Progress reporting runs the kernel in stretches of simulated time: same events, same order."""
+    import math
+    sc = Scenario.model_validate({"horizon": 3600, "warmup": 600, "autoscaler": {"policy": "threshold"},
+                                  "faults": {"crash_rate": 2.0}})
+    one = Model(sc, 5).run()
+    seen = []
+    chunked = Model(sc, 5).run(progress=lambda t, h: seen.append((t, h)))
+    assert len(seen) > 100 and seen[-1] == (3600, 3600) and all(b[0] > a[0] for a, b in zip(seen, seen[1:]))
+
+    def same(a, b):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+    assert len(one.metrics.rows) == len(chunked.metrics.rows)
+    for r1, r2 in zip(one.metrics.rows, chunked.metrics.rows):
+        assert r1.keys() == r2.keys() and all(same(r1[k], r2[k]) for k in r1), r1["t_end"]
+    s1, s2 = summarize(one), summarize(chunked)
+    s1.pop("wall_seconds"), s2.pop("wall_seconds")
+    assert s1 == s2 and s1["scaling_events"] + s1["crashes"] > 0

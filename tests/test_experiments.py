@@ -67,6 +67,24 @@ def test_paired_difference_matches_scipy_and_degenerate_cases_have_no_nan():
     assert verdict("server_error_rate", zero) == "no difference (identical in every replication)"
 
 
+def test_intervals_are_the_textbook_t_intervals():
+    """The formulas the hand-written code used to compute, as an independent check of scipy's intervals."""
+    a, b = [1.0, 2.0, 3.5, 4.0], [1.5, 2.9, 3.9, 5.1]
+    d = np.subtract(b, a)
+    half = stats.t.ppf(0.975, 3) * np.std(d, ddof=1) / math.sqrt(4)
+    p = paired_diff(a, b)
+    assert p["ci_low"] == pytest.approx(d.mean() - half, rel=1e-12) and p["half_width"] == pytest.approx(half, rel=1e-12)
+    x, y = np.array(a), np.array([1.5, 2.9, 3.9, 5.1, 7.0])
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    df = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    half = stats.t.ppf(0.975, df) * math.sqrt(vx + vy)
+    w = unpaired_diff(x, y)
+    assert w["diff"] == pytest.approx(y.mean() - x.mean()) and w["half_width"] == pytest.approx(half, rel=1e-12)
+    assert w["ci_high"] == pytest.approx(y.mean() - x.mean() + half, rel=1e-12)
+    one_sided = unpaired_diff([2.0, 2.0, 2.0], [1.0, 2.0, 4.0])       # A without spread: df = n_B - 1
+    assert one_sided["half_width"] == pytest.approx(stats.t.ppf(0.975, 2) * np.std([1, 2, 4], ddof=1) / math.sqrt(3))
+
+
 def test_flatten_keeps_numeric_leaves():
     flat = flatten({"a": {"b": 1, "c": None, "d": "text", "e": True}, "f": 2.5, "g": [1, 2]})
     assert flat.keys() == {"a.b", "a.c", "a.e", "f"} and flat["a.e"] == 1.0 and math.isnan(flat["a.c"])
@@ -137,8 +155,7 @@ def test_crn_interval_is_narrower_than_independent_seeds():
 
 def test_compare_cli_with_set_b_writes_json_and_csv(capsys, tmp_path):
     sets = sum((["--set", o] for o in TINY), [])
-    assert main(["compare", LAUNCH, *sets, "--set-b", "instances.count=2", "-r", "3", "--out", str(tmp_path),
-                 "--quiet"]) == 0
+    assert main(["compare", LAUNCH, *sets, "--set-b", "instances.count=2", "-r", "3", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "B: " in out and "instances.count=2" in out and "common random numbers" in out
     assert "B costs $7.00/month more (95% CI 7.00–7.00)" in out
@@ -153,7 +170,7 @@ def test_compare_cli_with_set_b_writes_json_and_csv(capsys, tmp_path):
     path_b = tmp_path / "b.yaml"
     path_b.write_text(Path(LAUNCH).read_text().replace("count: 1 ", "count: 2 "))
     out = tmp_path / "nocrn"
-    assert main(["compare", LAUNCH, str(path_b), *sets, "-r", "2", "--no-crn", "--quiet", "--workers", "1",
+    assert main(["compare", LAUNCH, str(path_b), *sets, "-r", "2", "--no-crn", "--workers", "1",
                  "--out", str(out)]) == 0
     assert "independent seeds for B" in capsys.readouterr().out
     assert json.loads((out / "comparison.json").read_text())["common_random_numbers"] is False
@@ -163,7 +180,7 @@ def test_compare_without_out_writes_to_the_default_folder(capsys, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     sets = ["--set", "horizon=20m", "--set", "warmup=2m"]
     assert main(["compare", str(Path(LAUNCH).resolve()), *sets, "--set-b", "instances.count=2", "-r", "2",
-                 "--quiet", "--workers", "1"]) == 0
+                 "--workers", "1"]) == 0
     folder = tmp_path / "capsim-out" / "launch-compare"
     assert {"comparison.json", "comparison.csv", "report.html", "a", "b"} <= {p.name for p in folder.iterdir()}
     assert "report     capsim-out/launch-compare/report.html" in capsys.readouterr().out
@@ -219,7 +236,7 @@ def test_sweep_cli_params_parsed_as_yaml(capsys, tmp_path):
     sets = sum((["--set", o] for o in TINY), [])
     code = main(["sweep", LAUNCH, *sets, "--param", "instances.count=1,2",
                  "--param", "autoscaler=null,{policy: hpa, min_instances: 1, max_instances: 2}",
-                 "-r", "2", "--workers", "1", "--quiet", "--out", str(tmp_path)])
+                 "-r", "2", "--workers", "1", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
     table = pd.read_csv(tmp_path / "sweep.csv", keep_default_na=False)
@@ -248,7 +265,7 @@ def test_plan_stops_at_the_smallest_passing_count():
 
 
 def test_plan_cli_prints_the_table_beside_the_seeds_guess(capsys, tmp_path):
-    code = main(["plan", "--levels", "light", "--plans", "standard", "--horizon", "2m", "-r", "2", "--quiet",
+    code = main(["plan", "--levels", "light", "--plans", "standard", "--horizon", "2m", "-r", "2",
                  "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -44,8 +44,11 @@ def test_kubernetes_vector(case):
     if kind == "resource_utilization":
         got = resource_replicas(current, _pods(case), case["target_utilization_pct"])
     elif kind == "pods_metric_average_value":
-        got = average_value_replicas(current, case["pod_metric_milli"], case["pod_ready"],
-                                     case["target_average_value_milli"])
+        values, n = case["pod_metric_milli"], len(case["pod_metric_milli"])
+        ready = case.get("pod_ready") or [True] * n
+        phase = case.get("pod_phase") or ["Running"] * n
+        pods = [PodSample(1.0, v, r, ph) for v, r, ph in zip(values, ready, phase)]
+        got = average_value_replicas(current, pods, case["target_average_value_milli"])
     elif kind == "behavior_rate_limit":
         got = rate_limit(current, case["prenormalized_desired"], _events(case["scale_up_events"]),
                          _events(case["scale_down_events"]),
@@ -66,7 +69,7 @@ def test_kubernetes_vector(case):
 
 
 def test_all_vectors_are_here():
-    assert len(CASES) == 11
+    assert len(CASES) == 13
 
 
 # ---------------------------------------------------------------- pure functions, edge cases
@@ -94,12 +97,29 @@ def test_ignored_and_pending_pods():
         resource_replicas(1, [PodSample(1.0, None, ready=False)], 50)
 
 
+def values(*vs, ready=None, phase=None):
+    return [PodSample(1.0, v, True if ready is None else ready[i], "Running" if phase is None else phase[i])
+            for i, v in enumerate(vs)]
+
+
 def test_average_value_missing_counts_as_target_on_scale_down():
     # r = 0.5 (ceil(0.5 x 2) = 1 without it); recount (5 + 5 + 10) / 3 = 6.666 -> ceil(2.0) = 2
-    assert average_value_replicas(3, [5000, 5000, None], None, 10000) == 2
-    assert average_value_replicas(4, [2000, 2000, 2000, None], None, 10000) == 2   # 4000 -> 1.6 -> 2
-    # unready (not ready) pods count as 0 on a scale-up: 20000 -> r 2; recount 10000 -> keep
-    assert average_value_replicas(2, [20000, 50000], [True, False], 10000) == 2
+    assert average_value_replicas(3, values(5000, 5000, None), 10000) == 2
+    assert average_value_replicas(4, values(2000, 2000, 2000, None), 10000) == 2   # 4000 -> 1.6 -> 2
+    # Pending pods count as 0 on a scale-up: 20000 -> r 2; recount 10000 -> keep
+    assert average_value_replicas(2, values(20000, 50000, phase=["Running", "Pending"]), 10000) == 2
+
+
+def test_readiness_counts_for_cpu_only():
+    # a Running pod that is not Ready: unready for CPU (the vector TestReplicaCalcScaleUpUnreadyLessScale) ...
+    pods = [PodSample(1.0, 0.3, False), PodSample(1.0, 0.5), PodSample(1.0, 0.7)]
+    assert resource_replicas(3, pods, 30) == 4
+    # ... but counted for memory, as for a Pods metric: (30 + 50 + 70) / 3 = 50 % -> ceil(5/3 x 3) = 5
+    assert resource_replicas(3, pods, 30, resource="memory") == 5
+    assert average_value_replicas(2, values(20000, 50000, ready=[True, False]), 10000) == 7   # 35000 -> 3.5 x 2
+    # Pending is unready for every metric
+    pending = [PodSample(1.0, 0.3, False, "Pending"), PodSample(1.0, 0.5), PodSample(1.0, 0.7)]
+    assert resource_replicas(3, pending, 30, resource="memory") == 4
 
 
 def test_legacy_keeps_the_highest_recent_proposal():
@@ -242,6 +262,28 @@ def test_unready_instances_left_out():
     # the vector TestReplicaCalcScaleUpUnreadyLessScale through the policy: 60 % -> recount 40 % -> 4
     hpa = HPAConfig(metrics=[{"type": "cpu", "target": 30}], behavior={}).build()
     assert hpa.decide(observe(0.0, [view(0.3, ready=False), view(0.5), view(0.7)])).desired == 4
+
+
+def restarting(rps=None, memory=None):
+    """Ready once, not ready now (restarting after a crash): Kubernetes' Running but not Ready."""
+    return InstanceView(ready=False, age=1000.0, cpu=None, memory=memory, rps=rps, since_ready=900.0)
+
+
+def test_readiness_per_metric_in_the_policy():
+    behavior = {"scale_down": {"stabilization_window": 0}}
+    # the vector TestReplicaCalcScaleUpCMUnreadyHotCpuNoLessScale through the policy (rps in 1/s)
+    hpa = HPAConfig(metrics=[{"type": "rps", "target": 15}], behavior=behavior).build()
+    d = hpa.decide(observe(0.0, [view(0.1, rps=50.0), view(0.1, rps=10.0), restarting(rps=30.0)]))
+    assert d.desired == 6 and d.metrics["rps"] == 30
+    # memory of a restarting instance counts: 90 % against 30 % -> 3 x 3 = 9 (as unready: 60 % -> 6)
+    hpa = HPAConfig(metrics=[{"type": "memory", "target": 30}], behavior=behavior).build()
+    d = hpa.decide(observe(0.0, [view(0.1, memory=0.9), view(0.1, memory=0.9), restarting(memory=0.9)]))
+    assert d.metrics["memory_replicas"] == 9 and d.desired == 7     # 7: the default rate limit, max(3 + 4, 2 x 3)
+    # a booting instance (never ready) is Pending: unready for rps too, counted as 0 on the way up
+    hpa = HPAConfig(metrics=[{"type": "rps", "target": 15}], behavior=behavior).build()
+    booting = InstanceView(ready=False, age=10.0, rps=30.0)
+    d = hpa.decide(observe(0.0, [view(0.1, rps=50.0), view(0.1, rps=10.0), booting]))
+    assert d.desired == 4                              # 30000 -> r 2; recount 20000 -> ceil(1.33 x 3)
 
 
 def test_cpu_of_a_freshly_ready_instance_counts_as_unready():

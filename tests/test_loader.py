@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from capsim.scenario.loader import Problem, ScenarioError, load, load_text
+from capsim.scenario.loader import EMPTY, Problem, ScenarioError, load, load_text
 from capsim.scenario.config import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,9 +64,12 @@ def test_scenario_files_satisfy_the_json_schema(name):
     jsonschema.validate(_plain(YAML().load((SCENARIOS / name).read_text())), schema)
 
 
-def test_empty_or_comment_only_file_means_all_defaults():
-    assert load_text("", "e.yaml") == Scenario()
-    assert load_text("# nothing yet\n", "e.yaml") == Scenario()
+def test_empty_or_comment_only_file_is_an_error_and_the_built_in_has_its_own_door():
+    """An empty file used to validate "ok" and run the default scenario (issue 13 item 4, issue 12 item 8)."""
+    from capsim.scenario.loader import load_builtin
+    for text in ("", "# nothing yet\n", "---\n", "\n\n  # a comment\n"):
+        assert problems(text, name="e.yaml") == [f"e.yaml:1:1: {EMPTY}"]
+    assert load_builtin() == Scenario() and load_builtin(["instances.count=2"]).instances.count == 2
 
 
 def test_yaml_1_2_and_human_units():
@@ -92,24 +95,24 @@ def test_overrides_index_existing_list_items_and_fill_null_sections():
 
 
 def test_override_problems_name_the_override():
-    assert only("", ["database.pool.max=0"]) == (
+    assert only("name: x\n", ["database.pool.max=0"]) == (
         "--set database.pool.max=0: database.pool.max: Input should be greater than or equal to 1, got 0")
-    assert only("", ["database.poool.max=3"]) == (
+    assert only("name: x\n", ["database.poool.max=3"]) == (
         "--set database.poool.max=3: database.poool: unknown key 'poool'; did you mean 'pool'?")
 
 
 def test_bad_override_paths():
-    assert only("", ["database.pool.max"]) == "--set database.pool.max: expected dotted.path=value, e.g. database.pool.max=30"
-    assert only("", ["a..b=1"]).startswith("--set a..b=1: expected dotted.path=value")
+    assert only("name: x\n", ["database.pool.max"]) == "--set database.pool.max: expected dotted.path=value, e.g. database.pool.max=30"
+    assert only("name: x\n", ["a..b=1"]).startswith("--set a..b=1: expected dotted.path=value")
     assert only("horizon: 1h\n", ["horizon.x=1"]) == "--set horizon.x=1: horizon: expected a mapping or list to set 'x' in, got '1h'"
-    assert only("", ["workload.open_loop.3.rate=1"]) == (
+    assert only("name: x\n", ["workload.open_loop.3.rate=1"]) == (
         "--set workload.open_loop.3.rate=1: workload.open_loop: expected a list index from 0 to 0, got '3'")
 
 
 def test_bad_override_values():
-    assert only("", ["instances.count=many"]) == "--set instances.count=many: instances.count: expected an integer, got 'many'"
-    assert only("", ["workload.sessions.events=[oops"]).startswith(
-        "--set workload.sessions.events=[oops: YAML syntax error in the value: ")
+    assert only("name: x\n", ["instances.count=many"]) == "--set instances.count=many: instances.count: expected an integer, got 'many'"
+    assert only("name: x\n", ["workload.sessions.events=[oops"]).startswith(
+        "--set workload.sessions.events=[oops: YAML syntax error in the value (column 6): ")
 
 
 def test_override_problems_come_with_the_file_problems():

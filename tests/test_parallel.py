@@ -67,7 +67,7 @@ class Tty(io.StringIO):
         return True
 
 
-def test_progress_rewrites_a_line_on_a_terminal_and_logs_rate_limited_lines_otherwise():
+def test_progress_draws_a_bar_on_a_terminal_and_logs_rate_limited_lines_otherwise():
     log = io.StringIO()
     p = Progress(50, "capsim sweep", stream=log, every=3600)
     for _ in range(50):
@@ -75,14 +75,28 @@ def test_progress_rewrites_a_line_on_a_terminal_and_logs_rate_limited_lines_othe
     lines = log.getvalue().splitlines()
     assert len(lines) == 2                                  # the first and the last, not 50
     assert lines[-1].startswith("capsim sweep: 50/50 jobs (100%)")
+    assert "\r" not in log.getvalue() and "\x1b" not in log.getvalue()   # plain lines in a log
     tty = Tty()
     p = Progress(3, "x", stream=tty)
     for _ in range(3):
         p.update()
-    assert tty.getvalue().count("\r") == 3 and tty.getvalue().endswith("\n")
+    out = tty.getvalue()
+    # rich redraws the whole line (carriage return + erase line): no stale characters such as "leftt"
+    assert out.count("\r") == out.count("\r\x1b[2K") >= 2 and "3/3 jobs" in out and out.endswith("\n\x1b[?25h")
     quiet = io.StringIO()
     Progress(3, "x", stream=quiet, enabled=False).update()
     assert quiet.getvalue() == ""
+
+
+def test_a_single_run_reports_simulated_time():
+    from capsim.experiments.progress import RunProgress
+    log = io.StringIO()
+    p = RunProgress(86400.0, stream=log, every=0)
+    p(3600.0, 86400.0)
+    p(86400.0, 86400.0)
+    assert log.getvalue().splitlines() == [log.getvalue().splitlines()[0], "capsim run: simulated 1d of 1d (100%), "
+                                           + log.getvalue().splitlines()[1].split("(100%), ")[1]]
+    assert log.getvalue().startswith("capsim run: simulated 1h of 1d (4%), ")
 
 
 def test_cluster_address_from_the_environment(monkeypatch):
@@ -114,8 +128,11 @@ def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(t
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = out / "sweep_points.jsonl"
+
+    def staged():            # while it runs, the journal is in the staging folder beside out/
+        return sum(p.read_text().count("\n") for p in tmp_path.glob(".sweep.*.partial/sweep_points.jsonl"))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (log.exists() and log.read_text().count("\n") >= 1):
+    while time.monotonic() < deadline and staged() < 1:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)                      # as a terminal's Ctrl-C: the whole group
     _, err = proc.communicate(timeout=60)
@@ -124,7 +141,7 @@ def test_ctrl_c_on_the_command_line_writes_partial_results_and_resume_finishes(t
     finished = log.read_text().count("\n")
     assert 1 <= finished < 12
     assert (out / "sweep.csv").exists()
-    done = subprocess.run(cmd + ["--resume", "--quiet"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"resumed: {finished} runs taken from" in done.stdout
     assert log.read_text().count("\n") == 12
@@ -141,7 +158,7 @@ def test_progress_heartbeat_before_the_first_run_finishes():
     tty = Tty()
     q = Progress(2, "x", stream=tty)
     q.tick()
-    assert tty.getvalue().startswith("\rx: 0/2 jobs") and not tty.getvalue().endswith("\n")
+    assert "x" in tty.getvalue() and "0/2 jobs" in tty.getvalue() and not tty.getvalue().endswith("\n")
     for _ in range(2):
         q.update()
     before = tty.getvalue()

@@ -295,7 +295,7 @@ def test_shared_plotly_js_written_once_and_never_overwritten(run_folder, tmp_pat
     one, two = tmp_path / "one", tmp_path / "two"
     for out in (one, two):
         for name in ("summary.json", "timeseries.csv", "instances.csv", "scaling_events.csv", "scenario.json",
-                     "latency_histogram.csv"):
+                     "latency_histogram.csv", "manifest.json"):
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             (out / name).write_bytes((run_folder / name).read_bytes())
     from capsim.report.html import PLOTLY_VERSION
@@ -363,7 +363,7 @@ def test_an_export_failure_that_is_not_the_browser_is_not_blamed_on_it(tmp_path)
         pytest.skip(problem)
 
     class Broken(go.Figure):
-        def write_image(self, *a, **kw):
+        def to_image(self, *a, **kw):           # capsim encodes, then writes the bytes atomically
             raise ValueError("cannot encode this figure")
     written, problem = rep.write_images({"ok": go.Figure(go.Scatter(y=[1, 2])), "bad": Broken()}, tmp_path, "png")
     assert [p.name for p in written] == ["ok.png"]

@@ -88,3 +88,84 @@ def test_compound_rejects_signs_inside(bad):
     '1h-30m' is a typo, not 30 minutes."""
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+# -- every number of a scenario is finite and bounded, by type (issue 13 item 3) ---------------------
+def _config_models():
+    """Every pydantic model reachable from Scenario's fields (and the SLO file's)."""
+    import types
+    import typing
+
+    from capsim.scenario.config import Scenario
+    from capsim.scenario.slo import SLOConfig
+    seen, todo = [], [Scenario, SLOConfig]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.append(m)
+        for f in m.model_fields.values():
+            stack = [f.annotation]
+            while stack:
+                tp = stack.pop()
+                if isinstance(tp, type) and issubclass(tp, BaseModel):
+                    todo.append(tp)
+                elif typing.get_origin(tp) in (typing.Annotated, typing.Union, types.UnionType, list, dict, tuple):
+                    stack.extend(typing.get_args(tp))
+    return seen
+
+
+def _unbounded_numbers(tp, top_metadata=()) -> list:
+    """The bare float/int types inside an annotation that no Annotated[..., BOUNDED] covers."""
+    import types
+    import typing
+
+    from capsim.models.units import BOUNDED
+    if any(m is BOUNDED for m in top_metadata):
+        return []
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        args = typing.get_args(tp)
+        return [] if any(m is BOUNDED for m in args[1:]) else _unbounded_numbers(args[0])
+    if origin in (typing.Union, types.UnionType, list, dict, tuple):
+        return [x for a in typing.get_args(tp) for x in _unbounded_numbers(a)]
+    return [tp] if tp in (float, int) else []
+
+
+def test_every_numeric_config_field_is_bounded_by_type():
+    bad = []
+    for model in _config_models():
+        for name, f in model.model_fields.items():
+            if _unbounded_numbers(f.annotation, f.metadata):
+                bad.append(f"{model.__name__}.{name}: {f.annotation}")
+    assert not bad, "use a type of capsim.models.units (Real, Share, Count, Duration, ...):\n" + "\n".join(bad)
+    assert len(_config_models()) > 40          # the walk reaches the whole tree
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "nan", ".inf", 1e13, -1e13, True])
+def test_real_rejects_non_finite_and_meaningless_values(value):
+    from capsim.models.units import NonNegative, Real
+
+    class M(BaseModel):
+        x: Real() = 0.0
+        y: NonNegative = 0.0
+    with pytest.raises(ValidationError):
+        M(x=value)
+    with pytest.raises(ValidationError):
+        M(y=value)
+
+
+def test_counts_and_durations_have_upper_bounds():
+    from capsim.models.units import Count
+
+    class M(BaseModel):
+        n: Count = 1
+        d: Duration = 0.0
+        r: Rate = 0.0
+    for bad in ({"n": 0}, {"n": 10 ** 9 + 1}, {"n": True}, {"d": "1e308w"}, {"d": "101y"}, {"d": 4e9},
+                {"r": "1e10/s"}, {"d": "1e308h1s"}):
+        with pytest.raises(ValidationError):
+            M(**bad)
+    assert M(n=10 ** 9, d="100w", r="1e9/s").r == 1e9
+    with pytest.raises(ValueError, match="finite"):
+        parse_duration("1e308w")

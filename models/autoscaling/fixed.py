@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from capsim.models.units import Count
+
 from capsim.models.autoscaling.base import Decision, Observation
 
 __all__ = ["Bounded", "FixedConfig", "FixedPolicy", "ready_values", "ready_mean", "clamp", "overruled",
@@ -29,8 +31,8 @@ __all__ = ["Bounded", "FixedConfig", "FixedPolicy", "ready_values", "ready_mean"
 class Bounded(BaseModel):
     """Instance bounds shared by the policy configs."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    min_instances: int = Field(1, ge=1, description="never fewer instances (seed: 1)")
-    max_instances: int = Field(10, ge=1, description="never more instances (seed: 10)")
+    min_instances: Count = Field(1, description="never fewer instances (seed: 1)")
+    max_instances: Count = Field(10, description="never more instances (seed: 10)")
 
     @model_validator(mode="after")
     def _bounds(self):
@@ -74,7 +76,7 @@ class FixedConfig(BaseModel):
     """Always ``instances`` instances."""
     model_config = ConfigDict(frozen=True, extra="forbid")
     policy: Literal["fixed"] = "fixed"
-    instances: int = Field(1, ge=1, description="instances kept running")
+    instances: Count = Field(1, description="instances kept running")
 
     @property
     def min_instances(self) -> int:

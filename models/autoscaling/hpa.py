@@ -15,8 +15,10 @@ wires them into the policy protocol. Facts carried over from upstream
 - no usable sample for any metric, or some metric without one while the others would
   scale down: no opinion (Kubernetes keeps the count).
 
-Simplifications: a not-ready instance is *unready* for every metric (Kubernetes: not Ready
-for CPU, Pending for the others; a booting instance is our Pending). The CPU
+Readiness per metric, as Kubernetes' ``groupPods``: a Pending pod (our booting instance,
+never ready yet) is *unready* for every metric; a Running pod that is not Ready (our
+instance restarting after a crash) is unready only for CPU, and for memory and
+requests per second counts with its sample (or, without one, as missing). The CPU
 initialization period is kept: while an instance is younger than
 ``cpu_initialization_period``, its CPU sample also counts as unready until a full
 ``window`` has passed since it became ready (the readiness-delay rule for pods that were
@@ -34,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.autoscaling.base import Decision, Observation
 from capsim.models.autoscaling.fixed import Bounded
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Count, Duration, Positive, PositiveDuration, Real
 
 __all__ = ["PodSample", "resource_replicas", "average_value_replicas", "normalize_legacy",
            "Rules", "DEFAULT_SCALE_UP", "DEFAULT_SCALE_DOWN", "stabilize", "rate_limit",
@@ -62,15 +64,22 @@ class PodSample:
     deleting: bool = False
 
 
+def _unready(p: PodSample, cpu: bool) -> bool:
+    """Kubernetes' ``groupPods``: Pending is unready for every metric; a Running pod that is
+    not Ready only for CPU, and only when it has a sample (without one it is missing)."""
+    return p.phase == "Pending" or (cpu and not p.ready and p.usage is not None)
+
+
 def _calculate(current: int, pods: Sequence[PodSample], measure, target: float,
-               fallback, tol: float) -> tuple[int, float] | None:
+               fallback, tol: float, cpu: bool) -> tuple[int, float] | None:
     """Steps 1-4 (and 5) for any metric: (proposal, measured value), None without samples.
+    ``cpu``: readiness counts (the CPU resource metric); otherwise only the phase does.
 
     ``measure(pairs)`` gives the truncated metric of (usage, request) pairs;
     ``fallback(request)`` the usage a missing pod counts with on a scale-down."""
     live = [p for p in pods if not p.deleting and p.phase != "Failed"]
-    unready = [p for p in live if not p.ready or p.phase == "Pending"]
-    rest = [p for p in live if p.ready and p.phase != "Pending"]
+    unready = [p for p in live if _unready(p, cpu)]
+    rest = [p for p in live if not _unready(p, cpu)]
     missing = [p for p in rest if p.usage is None]
     counted = [(p.usage, p.request) for p in rest if p.usage is not None]
     if not counted:
@@ -107,30 +116,30 @@ def _average(pairs) -> float:
     return float(_floor(sum(u for u, _ in pairs) / len(pairs)))
 
 
-def _resource(current, pods, target_pct, tolerance):
+def _resource(current, pods, target_pct, tolerance, resource: str = "cpu"):
     return _calculate(current, pods, _utilization, target_pct,
-                      lambda req: req * max(100.0, target_pct) / 100, tolerance)
+                      lambda req: req * max(100.0, target_pct) / 100, tolerance, resource == "cpu")
 
 
-def _plain(current, values, ready, target_value, tolerance):
-    ready = ready if ready is not None else [True] * len(values)
-    pods = [PodSample(1.0, v, r) for v, r in zip(values, ready)]
-    return _calculate(current, pods, _average, target_value, lambda _: target_value, tolerance)
+def _plain(current, pods, target_value, tolerance):
+    return _calculate(current, pods, _average, target_value, lambda _: target_value, tolerance, False)
 
 
 def resource_replicas(current: int, pods: list[PodSample], target_utilization_pct: float,
-                      tolerance: float = 0.1) -> int:
-    """Proposal for a utilisation target (percent of request). ValueError without samples."""
-    out = _resource(current, pods, target_utilization_pct, tolerance)
+                      tolerance: float = 0.1, resource: str = "cpu") -> int:
+    """Proposal for a utilisation target (percent of request) of ``resource`` (``cpu``:
+    readiness counts; ``memory``: only the phase). ValueError without samples."""
+    out = _resource(current, pods, target_utilization_pct, tolerance, resource)
     if out is None:
         raise ValueError("no metrics for the targeted pods (pods might be unready)")
     return out[0]
 
 
-def average_value_replicas(current: int, values: list[float | None], ready: list[bool] | None,
-                           target_value: float, tolerance: float = 0.1) -> int:
-    """Proposal for an average-value target (per-pod value, e.g. milli-rps); None = missing."""
-    out = _plain(current, values, ready, target_value, tolerance)
+def average_value_replicas(current: int, pods: list[PodSample], target_value: float,
+                           tolerance: float = 0.1) -> int:
+    """Proposal for an average-value (Pods) metric: each pod's ``usage`` is its value (e.g.
+    milli-rps; None = missing, ``request`` unused). Readiness does not count, only the phase."""
+    out = _plain(current, pods, target_value, tolerance)
     if out is None:
         raise ValueError("no metrics for the targeted pods (pods might be unready)")
     return out[0]
@@ -207,14 +216,14 @@ class HPAMetric(BaseModel):
     """One metric target; the largest proposal over the metrics wins."""
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: Literal["cpu", "memory", "rps"] = Field(description="what to track")
-    target: float = Field(gt=0, description="cpu, memory: average utilisation in percent of the "
+    target: Positive = Field(description="cpu, memory: average utilisation in percent of the "
                           "plan (e.g. 70); rps: average requests per second per instance (e.g. 50)")
 
 
 class HPAScalingPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     type: Literal["Pods", "Percent"] = Field(description="change by a number of instances or a percentage")
-    value: int = Field(gt=0, description="instances, or percent of the count at the period's start")
+    value: Count = Field(description="instances, or percent of the count at the period's start")
     period: PositiveDuration = Field(le=1800, description="the change allowed within this long")
 
 
@@ -248,7 +257,7 @@ class HPAConfig(Bounded):
     Observation (which scheduled actions may move)."""
     policy: Literal["hpa"] = "hpa"
     sync_period: PositiveDuration = Field(15.0, description="time between evaluations (--horizontal-pod-autoscaler-sync-period)")
-    tolerance: float = Field(0.1, ge=0, lt=1, description="no change while the metric is within this fraction of the target")
+    tolerance: Real(ge=0, lt=1) = Field(0.1, description="no change while the metric is within this fraction of the target")
     metrics: list[HPAMetric] = Field(default_factory=lambda: [HPAMetric(type="cpu", target=70)],
                                      min_length=1, description="targets; the largest proposal wins")
     behavior: Optional[HPABehavior] = Field(
@@ -262,6 +271,11 @@ class HPAConfig(Bounded):
 
 
 # ---------------------------------------------------------------- the policy
+def _phase(view) -> str:
+    """A managed instance never ready yet is booting: Kubernetes' Pending."""
+    return "Pending" if not view.ready and view.since_ready is None else "Running"
+
+
 class HPA:
     """Keeps the recommendation history and the scale events of one run.
 
@@ -339,11 +353,11 @@ class HPA:
     def _propose(self, m: HPAMetric, obs: Observation) -> tuple[int, float] | None:
         tol = self.config.tolerance
         if m.type == "rps":   # milli-units, as Kubernetes averages quantities
-            values = [None if v.rps is None else v.rps * 1000 for v in obs.instances]
-            out = _plain(obs.current, values, [v.ready for v in obs.instances], m.target * 1000, tol)
+            pods = [PodSample(1.0, None if v.rps is None else v.rps * 1000, v.ready, _phase(v)) for v in obs.instances]
+            out = _plain(obs.current, pods, m.target * 1000, tol)
             return None if out is None else (out[0], out[1] / 1000)
-        pods = [PodSample(1.0, getattr(v, m.type), self._ready(v, m.type)) for v in obs.instances]
-        return _resource(obs.current, pods, m.target, tol)
+        pods = [PodSample(1.0, getattr(v, m.type), self._ready(v, m.type), _phase(v)) for v in obs.instances]
+        return _resource(obs.current, pods, m.target, tol, m.type)
 
     def _normalize(self, obs: Observation, proposal: int) -> int:
         now, lo, hi = obs.now, obs.min_instances, obs.max_instances

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from capsim.models.autoscaling.base import Decision, Observation, Policy
 from capsim.models.autoscaling.fixed import ceil_count, clamp
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Duration, Positive, PositiveDuration
 
 __all__ = ["PredictiveConfig", "Predictor", "WithPredictive", "HW_ALPHA", "HW_BETA", "HW_GAMMA"]
 
@@ -39,7 +39,7 @@ _MAX_HISTORY = 14 * 86400.0
 class PredictiveConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     metric: Literal["cpu", "rps"] = Field("rps", description="load forecast: total rps or total CPU busy fraction")
-    target: float = Field(gt=0, description="per-instance target: rps per instance, or CPU fraction (0..1]")
+    target: Positive = Field(description="per-instance target: rps per instance, or CPU fraction (0..1]")
     history: PositiveDuration = Field(_MAX_HISTORY, le=_MAX_HISTORY, description="history kept (AWS: up to 14d)")
     min_history: Duration = Field(86400.0, description="no forecast before this much history (AWS: 24h)")
     season: PositiveDuration = Field(86400.0, description="length of the repeating pattern")

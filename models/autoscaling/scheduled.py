@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from capsim.models.autoscaling.base import Decision, Observation
 from capsim.models.autoscaling.fixed import Bounded, ceil_count, clamp
-from capsim.models.units import Duration, PositiveDuration, parse_duration
+from capsim.models.units import Count, Duration, NonNegative, Positive, PositiveDuration, parse_duration
 
 __all__ = ["ScheduledAction", "Schedule", "Prescale", "Prescaler", "SchedulePolicyConfig",
            "SchedulePolicy", "NIGHT_SCALING", "SEED_PRESCALE"]
@@ -82,11 +82,11 @@ def parse_at(at: str | float | datetime) -> tuple[float | None, list[float] | fl
 
 class ScheduledAction(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    at: str | float | datetime = Field(description="'HH:MM' daily, 'Sat HH:MM' / 'Mon-Fri HH:MM' weekly, "
+    at: str | NonNegative | datetime = Field(description="'HH:MM' daily, 'Sat HH:MM' / 'Mon-Fri HH:MM' weekly, "
                                                    "or once: ISO date-time or offset such as 36h")
-    min_instances: int | None = Field(None, ge=1, description="new min bound (null: unchanged)")
-    max_instances: int | None = Field(None, ge=1, description="new max bound (null: unchanged)")
-    desired: int | None = Field(None, ge=1, description="instances to set when it fires (null: none)")
+    min_instances: Count | None = Field(None, description="new min bound (null: unchanged)")
+    max_instances: Count | None = Field(None, description="new max bound (null: unchanged)")
+    desired: Count | None = Field(None, description="instances to set when it fires (null: none)")
 
     @model_validator(mode="after")
     def _check(self):
@@ -171,8 +171,8 @@ class Schedule:
 class Prescale(BaseModel):
     """The seed's scheduled_scaling: raise the min bound ahead of weekends and events."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    weekend_multiplier: float | None = Field(None, gt=0, description="Sat-Sun floor x reference (seed: 1.5)")
-    event_multiplier: float | None = Field(None, gt=0, description="event floor x reference (seed: 2.0)")
+    weekend_multiplier: Positive | None = Field(None, description="Sat-Sun floor x reference (seed: 1.5)")
+    event_multiplier: Positive | None = Field(None, description="event floor x reference (seed: 2.0)")
     lead: Duration = Field(900.0, lt=DAY, description="start this long before the window")
 
     def build(self, start: datetime, events: list[tuple[float, float]] = ()) -> Prescaler:

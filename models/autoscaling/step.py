@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from capsim.models.autoscaling.base import Decision, Observation
 from capsim.models.autoscaling.fixed import Bounded, clamp, ready_mean
 from capsim.models.autoscaling.threshold import Cooldown
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Count, Duration, NonNegative, PositiveDuration, Real
 
 __all__ = ["StepAdjustment", "StepConfig", "StepPolicy", "percent_change"]
 
@@ -42,9 +42,9 @@ _INF = math.inf
 
 class StepAdjustment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    lower: float | None = Field(None, description="bound relative to the threshold (null: -infinity)")
-    upper: float | None = Field(None, description="bound relative to the threshold (null: +infinity)")
-    adjustment: float = Field(description="instances, percent or exact capacity (adjustment_type)")
+    lower: Real() | None = Field(None, description="bound relative to the threshold (null: -infinity)")
+    upper: Real() | None = Field(None, description="bound relative to the threshold (null: +infinity)")
+    adjustment: Real() = Field(description="instances, percent or exact capacity (adjustment_type)")
 
     @property
     def lo(self) -> float:
@@ -62,13 +62,13 @@ class StepConfig(Bounded):
     """An AWS step scaling policy with its alarm."""
     policy: Literal["step"] = "step"
     metric: Literal["cpu", "memory", "rps"] = Field("cpu", description="cpu/memory in percent 0-100, rps per instance")
-    threshold: float = Field(description="alarm threshold, in the metric's unit")
+    threshold: NonNegative = Field(description="alarm threshold, in the metric's unit")
     comparison: Literal["above", "below"] = Field("above", description="breach at/above or at/below the threshold")
-    evaluation_periods: int = Field(1, ge=1, description="consecutive breaching periods before the alarm fires")
+    evaluation_periods: Count = Field(1, description="consecutive breaching periods before the alarm fires")
     period: PositiveDuration = Field(60.0, description="alarm period: evaluation interval and metric window")
     adjustment_type: Literal["ChangeInCapacity", "PercentChangeInCapacity", "ExactCapacity"] = "ChangeInCapacity"
     steps: list[StepAdjustment] = Field(min_length=1, description="contiguous, non-overlapping steps")
-    min_adjustment_magnitude: int | None = Field(None, ge=1, description="PercentChangeInCapacity only")
+    min_adjustment_magnitude: Count | None = Field(None, description="PercentChangeInCapacity only")
     cooldown: Duration = Field(300.0, description="no action this long after any fleet change")
 
     @model_validator(mode="after")

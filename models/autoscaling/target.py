@@ -27,18 +27,18 @@ from pydantic import Field, model_validator
 
 from capsim.models.autoscaling.base import Decision, Observation
 from capsim.models.autoscaling.fixed import Bounded, ceil_count, clamp, pct, ready_values
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Duration, PositiveDuration, Real
 
 __all__ = ["TargetConfig", "TargetPolicy"]
 
-_TARGET = {"ge": 0.01, "le": 0.90}  # Render accepts 1-90%
+Target = Real(ge=0.01, le=0.90)  # Render accepts 1-90%
 
 
 class TargetConfig(Bounded):
     """Render autoscaling: keep average utilisation near the targets."""
     policy: Literal["target"] = "target"
-    cpu_target: float | None = Field(0.70, **_TARGET, description="CPU target, 0.01..0.90 (null: not used)")
-    memory_target: float | None = Field(None, **_TARGET, description="memory target, 0.01..0.90 (null: not used)")
+    cpu_target: Target | None = Field(0.70, description="CPU target, 0.01..0.90 (null: not used)")
+    memory_target: Target | None = Field(None, description="memory target, 0.01..0.90 (null: not used)")
     interval: PositiveDuration = Field(30.0, description="time between evaluations (not published by Render)")
     window: PositiveDuration = Field(60.0, description="utilisation averaged over this window (not published)")
     scale_down_delay: Duration = Field(300.0, description="proposal below current this long before scaling down")

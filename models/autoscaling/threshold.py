@@ -27,22 +27,22 @@ from pydantic import Field, model_validator
 
 from capsim.models.autoscaling.base import Decision, Observation
 from capsim.models.autoscaling.fixed import Bounded, clamp, overruled, pct, ready_mean
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Count, Duration, PositiveDuration, Real
 
 __all__ = ["ThresholdConfig", "ThresholdPolicy", "Cooldown"]
 
-_FRACTION = {"gt": 0.0, "le": 1.0}
+Fraction = Real(gt=0, le=1)
 
 
 class ThresholdConfig(Bounded):
     """Render dashboard style thresholds (the seed's defaults)."""
     policy: Literal["threshold"] = "threshold"
-    cpu_up: float = Field(0.70, **_FRACTION, description="scale up when average CPU is above (fraction)")
-    memory_up: float = Field(0.80, **_FRACTION, description="... or average memory is above")
-    cpu_down: float = Field(0.30, **_FRACTION, description="scale down when average CPU is below ...")
-    memory_down: float = Field(0.50, **_FRACTION, description="... and average memory is below")
-    step_up: int = Field(1, ge=1, description="instances added per action")
-    step_down: int = Field(1, ge=1, description="instances removed per action")
+    cpu_up: Fraction = Field(0.70, description="scale up when average CPU is above (fraction)")
+    memory_up: Fraction = Field(0.80, description="... or average memory is above")
+    cpu_down: Fraction = Field(0.30, description="scale down when average CPU is below ...")
+    memory_down: Fraction = Field(0.50, description="... and average memory is below")
+    step_up: Count = Field(1, description="instances added per action")
+    step_down: Count = Field(1, description="instances removed per action")
     cooldown: Duration = Field(300.0, description="no action this long after any change of the fleet")
     interval: PositiveDuration = Field(60.0, description="time between evaluations")
     window: PositiveDuration = Field(300.0, description="utilisation averaged over this window")

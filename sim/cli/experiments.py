@@ -4,43 +4,64 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from capsim.cli.common import BUILTIN, scenario_of, slo_of_args, slug, write_report
+from capsim.cli.common import BUILTIN, admit, output_dir, say, scenario_of, slo_of_args, slug, write_report
+from capsim.results.files import OutputFolder
 from capsim.results.text import short_number
-from capsim.scenario.loader import ScenarioError, load
+from capsim.scenario.loader import Problem, ScenarioError
+from capsim.scenario.yaml_io import YAMLProblem as YAMLError
 
 __all__ = ["replications", "compare_cmd", "sweep_cmd", "plan_cmd", "format_sweep"]
 
 
 def replications(args, scenario, slo, out: Path) -> int:
-    from capsim.experiments.compare import HEADLINE
     from capsim.experiments.replications import replicate
-    reps = replicate(scenario, args.replications, args.seed, slo=slo, workers=args.workers, cluster=args.cluster,
-                     progress=not args.quiet, keep_first=True, allow_code=args.allow_code)
-    if reps.errors and not reps.summaries:
-        print(f"{args.file or BUILTIN}: {reps.errors[0]}", file=sys.stderr)
-        return 2
-    reps.write(out)
+    with OutputFolder(out, overwrite=args.overwrite, command="replications") as folder:
+        reps = replicate(scenario, args.replications, args.seed, slo=slo, workers=args.workers, cluster=args.cluster,
+                         progress=not args.quiet, keep_first=True, allow_code=args.allow_code, force=True)
+        if reps.errors and not reps.summaries:
+            folder.discard()
+            print(f"{args.file or BUILTIN}: {reps.errors[0]}", file=sys.stderr)
+            return 2
+        reps.write_into(folder.stage)
+        folder.publish("interrupted" if reps.interrupted else "complete")
+    say(args, *replications_table(reps, scenario),
+        f"wrote      {out / 'replications.csv'}, {out / 'summary.json'} (replications block: every metric), "
+        "replication 1's timeseries.csv")
+    rc = _failed(f"{len(reps.errors)} of {len(reps.seeds)} replications", reps.errors) or _report(args, out)
+    return 130 if reps.interrupted else rc
+
+
+def replications_table(reps, scenario) -> list[str]:
+    from capsim.experiments.compare import HEADLINE
+    from capsim.experiments.replications import warmup_note
+    stats = reps.stats
+    lines = [f"{'scenario':<26} {scenario.name}: {len(reps.summaries)} of {len(reps.seeds)} replications, "
+             f"seeds spawned from base seed {reps.base_seed}", f"{'':<26} {warmup_note(scenario)}",
+             f"{'metric':<26} {'mean':>12} {'95% CI':>25} {'± half-width':>13} {'n':>3}"]
+    for m, (label, unit, _, scale) in HEADLINE.items():
+        c = stats.get(m)
+        if not c or c["mean"] is None:
+            continue
+        name = f"{label} ({unit})" if unit else label
+        ci = "n/a" if c["ci_low"] is None else f"[{short_number(c['ci_low'] * scale)}, {short_number(c['ci_high'] * scale)}]"
+        hw = "n/a" if c["half_width"] is None else short_number(c["half_width"] * scale)
+        lines.append(f"{name:<26} {short_number(c['mean'] * scale):>12} {ci:>25} {hw:>13} {c['n']:>3}")
+    return lines
+
+
+def _failed(what: str, errors: list[str]) -> int:
+    """1, said on stderr, when some runs failed (the others' results are written)."""
+    if not errors:
+        return 0
+    print(f"capsim: {what} failed; the first: {errors[0]}", file=sys.stderr)
+    return 1
+
+
+def _report(args, out: Path) -> int:
+    rc = write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
     if args.quiet:
         print(out)
-    else:
-        stats = reps.stats
-        print(f"{'scenario':<26} {scenario.name}: {len(reps.summaries)} of {len(reps.seeds)} replications, "
-              f"seeds spawned from base seed {reps.base_seed}")
-        from capsim.experiments.replications import warmup_note
-        print(f"{'':<26} {warmup_note(scenario)}")
-        print(f"{'metric':<26} {'mean':>12} {'95% CI':>25} {'± half-width':>13} {'n':>3}")
-        for m, (label, unit, _, scale) in HEADLINE.items():
-            c = stats.get(m)
-            if not c or c["mean"] is None:
-                continue
-            name = f"{label} ({unit})" if unit else label
-            ci = "n/a" if c["ci_low"] is None else f"[{short_number(c['ci_low'] * scale)}, {short_number(c['ci_high'] * scale)}]"
-            hw = "n/a" if c["half_width"] is None else short_number(c["half_width"] * scale)
-            print(f"{name:<26} {short_number(c['mean'] * scale):>12} {ci:>25} {hw:>13} {c['n']:>3}")
-        print(f"wrote      {out / 'replications.csv'}, {out / 'summary.json'} (replications block: every metric), "
-              f"replication 1's timeseries.csv")
-    rc = write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
-    return 130 if reps.interrupted else rc
+    return rc
 
 
 def compare_cmd(args) -> int:
@@ -49,63 +70,87 @@ def compare_cmd(args) -> int:
     sides = []
     for path, ov in ((args.a, args.overrides + args.overrides_a), (args.b or args.a, args.overrides + args.overrides_b)):
         try:
-            sides.append(load(path, ov))
+            sides.append(scenario_of(path, ov))
         except ScenarioError as exc:
-            for problem in exc.problems:
-                print(problem, file=sys.stderr)
             hint = policy_hint(ov, exc.problems)
-            if hint:
-                print(hint, file=sys.stderr)
-            return 2
+            raise ScenarioError(exc.problems + ([Problem(path or BUILTIN, message=hint)] if hint else [])) from None
     a, b = sides
+    for side, sc in (("A", a), ("B", b)):
+        admit(args, sc, f"side {side}")
     sets = lambda ov: "".join(f" + {o}" for o in ov)  # noqa: E731
-    label_a = f"{args.a}{sets(args.overrides + args.overrides_a)}"
-    label_b = f"{args.b or args.a}{sets(args.overrides + args.overrides_b)}"
-    result = compare(a, b, args.replications, args.seed, crn=args.crn, slo=slo_of_args(args), workers=args.workers,
-                     cluster=args.cluster, progress=not args.quiet, allow_code=args.allow_code,
-                     label_a=label_a, label_b=label_b)
-    errors = result.a.errors + result.b.errors
-    if errors and not (result.a.summaries and result.b.summaries):
-        print(f"capsim compare: {errors[0]}", file=sys.stderr)
-        return 2
-    print(result.format())
-    out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(a.name)}-compare"
-    files = result.write(out)
-    print("wrote " + ", ".join(str(f) for f in files) + " (a/ and b/: each side's replications and replication 1's "
-          "curves)")
-    rc = write_report(out, args.images, plotly_js=args.plotly_js)
+    label_a = f"{args.a or BUILTIN}{sets(args.overrides + args.overrides_a)}"
+    label_b = f"{args.b or args.a or BUILTIN}{sets(args.overrides + args.overrides_b)}"
+    out = output_dir(args, Path("capsim-out") / f"{slug(a.name)}-compare")
+    with OutputFolder(out, overwrite=args.overwrite, command="compare") as folder:
+        result = compare(a, b, args.replications, args.seed, crn=args.crn, slo=slo_of_args(args),
+                         workers=args.workers, cluster=args.cluster, progress=not args.quiet,
+                         allow_code=args.allow_code, label_a=label_a, label_b=label_b, force=True)
+        errors = result.a.errors + result.b.errors
+        if errors and not (result.a.summaries and result.b.summaries):
+            folder.discard()
+            print(f"capsim compare: {errors[0]}", file=sys.stderr)
+            return 2
+        result.write_into(folder.stage)
+        folder.publish("interrupted" if result.interrupted else "complete")
+    files = [out / "comparison.json", out / "comparison.csv", out / "a", out / "b"]
+    say(args, result.format(), "wrote " + ", ".join(str(f) for f in files)
+        + " (a/ and b/: each side's replications and replication 1's curves)")
+    rc = _failed(f"{len(errors)} of {2 * args.replications} runs", errors) or _report(args, out)
     return 130 if result.interrupted else rc
 
 
 def sweep_cmd(args) -> int:
-    from capsim.experiments.sweep import parse_value, split_values, sweep
-    params = {}
-    for arg in args.param:
-        key, sep, text = arg.partition("=")
-        if not sep or not key.strip():
-            print(f"capsim sweep: --param {arg!r}: expected PATH=V1,V2,..., e.g. instances.count=1,2,3", file=sys.stderr)
-            return 2
-        try:
-            params[key.strip()] = [parse_value(v) for v in split_values(text)]
-        except Exception as exc:   # a YAML syntax error in a value
-            print(f"capsim sweep: --param {arg!r}: {exc}", file=sys.stderr)
-            return 2
+    from capsim.experiments.sweep import JOURNAL, sweep
+    params = _params(args.param)
     base = scenario_of(args.file, args.overrides)   # the file itself must be valid
-    out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-sweep"
-    table = sweep(args.file, params, args.replications, args.seed, overrides=args.overrides, out=out,
-                  resume=args.resume, slo=slo_of_args(args), workers=args.workers, cluster=args.cluster,
-                  progress=not args.quiet, allow_code=args.allow_code)
-    print(format_sweep(table, list(params)))
+    admit(args, base, args.file or BUILTIN)
+    out = output_dir(args, Path("capsim-out") / f"{slug(base.name)}-sweep")
+    try:
+        table = sweep(args.file, params, args.replications, args.seed, overrides=args.overrides, out=out,
+                      resume=args.resume, overwrite=args.overwrite, slo=slo_of_args(args), workers=args.workers,
+                      cluster=args.cluster, progress=not args.quiet, allow_code=args.allow_code, force=args.force)
+    except OSError as exc:                  # a full disk: the journal of the finished runs is kept
+        print(f"capsim: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"capsim sweep: the runs that finished are kept; make room and rerun with --resume (--out {out})",
+              file=sys.stderr)
+        return 1
     a = table.attrs
+    say(args, format_sweep(table, list(params)))
     if a.get("jobs_resumed"):
-        print(f"resumed: {a['jobs_resumed']} runs taken from {out / 'sweep_points.jsonl'}, {a['jobs_run']} run now")
-    print(f"wrote {out / 'sweep.csv'}" + (f", {out / 'sweep.parquet'}" if (out / "sweep.parquet").exists() else "")
-          + f", {out / 'sweep_points.jsonl'}")
-    rc = write_report(out, args.images, plotly_js=args.plotly_js)
+        say(args, f"resumed: {a['jobs_resumed']} runs taken from {out / JOURNAL}, {a['jobs_run']} run now")
+    say(args, f"wrote {out / 'sweep.csv'}" + (f", {out / 'sweep.parquet'}" if (out / "sweep.parquet").exists() else "")
+        + f", {out / JOURNAL}")
+    rc = _report(args, out)
     if a.get("interrupted"):
         print("interrupted: the table holds the runs that finished; rerun with --resume to complete it", file=sys.stderr)
         return 130
-    return rc
+    return _sweep_failures(table) or rc
+
+
+def _params(args_param: list[str]) -> dict:
+    from capsim.experiments.sweep import parse_value, split_values
+    params = {}
+    for arg in args_param:
+        key, sep, text = arg.partition("=")
+        if not sep or not key.strip():
+            raise ScenarioError([Problem(f"--param {arg}", message="expected PATH=V1,V2,..., e.g. instances.count=1,2,3")])
+        try:
+            params[key.strip()] = [parse_value(v) for v in split_values(text)]
+        except YAMLError as exc:
+            raise ScenarioError([Problem(f"--param {arg}", message=str(exc))]) from None
+    return params
+
+
+def _sweep_failures(table) -> int:
+    """2 when points did not validate, 1 when runs failed (said on stderr), else 0."""
+    a = table.attrs
+    invalid, failed = a.get("points_invalid", 0), a.get("runs_failed", 0)
+    if not (invalid or failed):
+        return 0
+    points = table["point"].nunique()
+    print(f"capsim sweep: {invalid} of {points} points did not validate, {failed} runs failed "
+          "(the error column of sweep.csv says why)", file=sys.stderr)
+    return 2 if invalid else 1
 
 
 SHORT_LABELS = {"monthly_cost_usd": "cost $/month", "latency_ms.mean": "latency mean ms",
@@ -150,15 +195,17 @@ def plan_cmd(args) -> int:
               f"levels: {', '.join(LEVEL_KEYS)}", file=sys.stderr)
         return 2
     levels = [LEVELS[LEVEL_KEYS[w]] for w in wanted]
-    result = capacity_plan(args.file, overrides=args.overrides, levels=levels, plans=plans,
-                           max_instances=args.max_instances,
-                           replications=args.replications, seed=args.seed, measured=args.horizon,
-                           warmup=args.warmup, latency_mean_ms=args.latency_ms, error_rate=args.error_rate,
-                           workers=args.workers, cluster=args.cluster, progress=not args.quiet)
-    print(result.format())
-    out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-plan"
-    print("wrote " + ", ".join(str(f) for f in result.write(out)))
-    rc = write_report(out, args.images, plotly_js=args.plotly_js)
+    out = output_dir(args, Path("capsim-out") / f"{slug(base.name)}-plan")
+    with OutputFolder(out, overwrite=args.overwrite, command="plan") as folder:
+        result = capacity_plan(args.file, overrides=args.overrides, levels=levels, plans=plans,
+                               max_instances=args.max_instances,
+                               replications=args.replications, seed=args.seed, measured=args.horizon,
+                               warmup=args.warmup, latency_mean_ms=args.latency_ms, error_rate=args.error_rate,
+                               workers=args.workers, cluster=args.cluster, progress=not args.quiet, force=args.force)
+        result.write_into(folder.stage)
+        folder.publish("interrupted" if result.interrupted else "complete")
+    say(args, result.format(), "wrote " + ", ".join(str(out / f) for f in ("plan.csv", "plan_tried.csv", "plan.json")))
+    rc = _failed(f"{len(result.errors)} runs", result.errors) or _report(args, out)
     return 130 if result.interrupted else rc
 
 

@@ -6,8 +6,10 @@ exact sums, one slot per (outcome, endpoint): ``outcome * endpoints + endpoint``
 path appends each response's (slot, bucket) cell to a list; the interval close bins them
 (``numpy.bincount``: its cost grows with the responses, not the buckets) and folds the slots into outcomes (``n_*``, server errors and rejections) and
 endpoints (``latency_*_ms_<endpoint>``). A SimPy process closes an interval every
-``interval`` seconds (and at the warm-up boundary and the horizon): it asks every component for its row,
-then folds the interval into the totals if it lies after the warm-up. Memory does not
+``interval`` seconds (and at the warm-up boundary): it asks every component for its row,
+then folds the interval into the totals if it lies after the warm-up. The last interval
+is closed by ``finish()`` once every event at the horizon has run (a request timed out by
+the sweeper at exactly the horizon is then counted in it, not lost). Memory does not
 grow with the horizon beyond one row per interval.
 """
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Metrics:
         self.pool_wait = LogHistogram(rel_err=REL_ERR)   # pools record into it (bucket 0 = no wait)
         self.total_pool_wait = LogHistogram(rel_err=REL_ERR)
         self.rows: list[dict] = []
+        self._closed = kernel.now                 # end of the last closed interval
         self.on_warmup: list = []                 # hooks called when the warm-up's last interval closes
         self._server = [OUTCOMES.index(o) for o in SERVER_ERRORS]
         self._rejected = [OUTCOMES.index(o) for o in REJECTED]
@@ -103,12 +106,15 @@ class Metrics:
         return sorted(pts)
 
     def process(self, env):
-        """SimPy process: closes each interval at its end."""
-        t0 = env.now
-        for t in self.ticks():
+        """SimPy process: closes each interval at its end, except the last (``finish``)."""
+        for t in self.ticks()[:-1]:
             yield env.timeout(t - env.now)
-            self.close(t0, t)
-            t0 = t
+            self.close(self._closed, t)
+            self._closed = t
+
+    def finish(self) -> None:
+        """Close the last interval, at the horizon: call after every event at the horizon ran."""
+        self.close(self._closed, self.horizon)
 
     def close(self, t0: float, t1: float) -> None:
         self._area += self.in_system * (t1 - self._t)

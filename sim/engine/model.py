@@ -6,6 +6,7 @@ streams (``capsim.engine.streams.Streams``), never a global generator.
 from __future__ import annotations
 
 import time
+from collections import deque
 
 from capsim.models.autoscaling import build_parts
 from capsim.models.autoscaling.fixed import Bounded, FixedConfig
@@ -31,6 +32,7 @@ from capsim.engine.streams import Streams
 __all__ = ["Model"]
 
 UNAVAILABLE = OUTCOMES.index("unavailable")
+CHUNKS = 200          # stretches of simulated time between progress reports
 FLOW_ENDERS = frozenset((CRASHED, TERMINATED))
 
 
@@ -71,6 +73,7 @@ class Model:
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
+        self._follow: deque = deque()         # flow steps to follow, in the order they ended
         timeout = sc.instances.request_timeout
         self.sweeper = TimeoutSweeper(timeout, self.metrics.timed_out) if timeout else None
         if self.sweeper is not None:
@@ -91,7 +94,7 @@ class Model:
         if wl.sessions is not None:
             cal = Calendar(wl.start, wl.sessions.events)
             factory = RequestFactory(wl.endpoints, streams, "sessions", *self._request_options())
-            self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams)
+            self.sessions = SessionSource(k, wl.sessions, cal, wl.endpoints, factory, self.route, streams, sc.horizon)
             self.sources.append(self.sessions)
         self.sockets = None
         if self.sessions is not None and sc.sockets is not None:
@@ -102,7 +105,7 @@ class Model:
             self.fleet.socket_mb = sc.sockets.memory_mb
         for i, ol in enumerate(wl.open_loop):
             factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}", *self._request_options())
-            self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
+            self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i, sc.horizon))
 
     def _request_options(self) -> tuple:
         r = self.scenario.database.replicas
@@ -190,12 +193,24 @@ class Model:
 
     def _done_with_flow(self, req, outcome: int) -> None:
         """As Artillery: an HTTP error (429, 5xx) continues the user's flow; a network-level
-        failure (the connection died: crashed, terminated) ends it, as does a timeout."""
+        failure (the connection died: crashed, terminated) ends it, as does a timeout.
+
+        A step that ends at once (no instance ready) while its flow is being followed is
+        queued, not followed from inside: a long flow is a loop, never a deep recursion."""
         if self._record(req, outcome) and req.flow is not None and outcome not in FLOW_ENDERS:
-            req.flow[0].follow(req)
+            self._follow.append(req)
+            if len(self._follow) > 1:
+                return                       # an outer call is following: it takes this one next
+            while self._follow:
+                nxt = self._follow[0]
+                nxt.flow[0].follow(nxt)
+                self._follow.popleft()
 
     # -- run ------------------------------------------------------------------
-    def run(self) -> "Model":
+    def run(self, progress=None) -> "Model":
+        """Simulate to the horizon. ``progress(simulated_seconds, horizon)``, if given, is
+        called after each of ``CHUNKS`` equal stretches of simulated time (the kernel runs
+        chunk by chunk, with the same events in the same order as in one go)."""
         sc = self.scenario
         for _ in range(sc.instances.count):
             self.fleet.start(ready_after=0.0)
@@ -215,6 +230,16 @@ class Model:
             env.process(self.fleet.watch_memory(env))
         self.faults.start(env)
         t = time.perf_counter()
-        self.kernel.run(sc.horizon)
+        for until in self._chunks(progress is not None):
+            self.kernel.run(until)
+            if progress is not None:
+                progress(until, sc.horizon)
+        self.metrics.finish()
         self.wall_seconds = time.perf_counter() - t
         return self
+
+    def _chunks(self, chunked: bool) -> list[float]:
+        horizon = self.scenario.horizon
+        if not chunked:
+            return [horizon]
+        return [horizon * k / CHUNKS for k in range(1, CHUNKS)] + [horizon]

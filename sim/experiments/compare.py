@@ -9,7 +9,6 @@ plain-language verdict. ``crn=False`` gives B independent seeds (spawned from
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from capsim.experiments.replications import Job, Replications, independent_seeds, replication_seeds, warmup_note, run_all
 from capsim.experiments.parallel import Progress
+from capsim.results.files import OutputFolder, write_csv, write_json
 from capsim.scenario.slo import SLOConfig
 from capsim.results.text import short_number
 from capsim.experiments.intervals import clean, paired_diff, unpaired_diff
@@ -96,19 +96,26 @@ class Comparison:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{"metric": m, **v} for m, v in self.metrics().items()])
 
-    def write(self, out) -> list[Path]:
+    def write(self, out, overwrite: bool = False) -> list[Path]:
+        """``comparison.json``, ``comparison.csv`` and each side's replications in ``a/`` and ``b/``,
+        written whole or not at all (``capsim.results.files.OutputFolder``)."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        with OutputFolder(out, overwrite=overwrite, command="compare") as folder:
+            self.write_into(folder.stage)
+        return [out / "comparison.json", out / "comparison.csv", out / "a", out / "b"]
+
+    def write_into(self, folder) -> None:
+        """The files of ``write`` in ``folder`` (part of an output folder being written)."""
+        out = Path(folder)
         doc = {"a": self.label_a, "b": self.label_b, "replications": len(self.a.seeds),
                "common_random_numbers": self.crn, "seeds_a": self.a.seeds, "seeds_b": self.b.seeds,
                "test": "paired t" if self.crn else "Welch t", "confidence": 0.95,
                "warmup": warmup_note(self.a.scenario), "interrupted": self.interrupted,
                "metrics": self.metrics()}
-        (out / "comparison.json").write_text(json.dumps(clean(doc), indent=2) + "\n")
-        self.table().to_csv(out / "comparison.csv", index=False)
-        self.a.write(out / "a")
-        self.b.write(out / "b")
-        return [out / "comparison.json", out / "comparison.csv", out / "a", out / "b"]
+        write_json(out / "comparison.json", clean(doc))
+        write_csv(out / "comparison.csv", self.table())
+        self.a.write_into(out / "a")
+        self.b.write_into(out / "b")
 
     def format(self) -> str:
         """The headline metrics as a text table."""
@@ -136,7 +143,7 @@ class Comparison:
 def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool = True,
             slo: SLOConfig | None = None, workers: int | None = None, cluster=None, progress: bool = True,
             allow_code: bool = False, label_a: str | None = None, label_b: str | None = None,
-            policy_a=None, policy_b=None) -> Comparison:
+            policy_a=None, policy_b=None, force: bool = False) -> Comparison:
     """Run A and B ``replications`` times each (one pool of 2R jobs) and compare them.
 
     ``policy_a`` / ``policy_b``: a custom autoscaling policy object (as ``capsim.run(policy=...)``)
@@ -146,7 +153,8 @@ def compare(a, b, replications: int = 5, seed: int | None = None, *, crn: bool =
     base = int(seed if seed is not None else a.seed)
     seeds_a = replication_seeds(base, replications)
     seeds_b = seeds_a if crn else independent_seeds(base, replications)
-    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol, keep_series=True)   # rep. 1: curves
+    jobs = [Job(sc, s, slo, keep_rows=i == 0, allow_code=allow_code, policy=pol, keep_series=True,
+                force=force)   # replication 1 keeps its curves
             for sc, seeds, pol in ((a, seeds_a, policy_a), (b, seeds_b, policy_b)) for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), "capsim compare", enabled=progress))
     ra = Replications(a, base, seeds_a, outputs[:replications], interrupted, "A")

@@ -4,7 +4,9 @@ Summaries are flattened to ``{"latency_ms.p95": 31.2, "requests.ok": 4281, ...}`
 (every numeric leaf; booleans become 0/1, so their mean is a share of replications),
 then each metric gets a Student-t 95% interval over the replications. Differences
 between two scenarios use the paired t-test when the replications share seeds (common
-random numbers) and Welch's unpaired test when they do not.
+random numbers) and Welch's unpaired test when they do not. The intervals and p-values
+are scipy's (``ttest_1samp``, ``ttest_rel``, ``ttest_ind(equal_var=False)`` and their
+``confidence_interval()``).
 
 Degenerate cases give numbers, never NaN: differences that are all exactly 0 report
 diff 0, CI [0, 0] and p-value 1.0; differences that are all the same non-zero value
@@ -14,6 +16,7 @@ report that value, CI [d, d] and p-value 0.0. Fewer than two values: CI and p-va
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -51,17 +54,28 @@ def _finite(values) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def _student():
+def _stats():
     from scipy import stats     # here, not at import: scipy.stats takes ~0.6 s to import
-    return stats.t
+    return stats
 
 
-def _t(n: int) -> float:
-    return float(_student().ppf(0.5 + CONFIDENCE / 2, n - 1))
+def _test(name: str, *samples, **options):
+    """``scipy.stats.<name>(*samples)``, without its precision-loss warning for nearly equal
+    values (exactly equal ones never get here: their intervals are the value itself)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return getattr(_stats(), name)(*samples, **options)
+
+
+def _interval(test) -> tuple[float, float]:
+    """(low, high) of a scipy t-test result's 95% confidence interval."""
+    ci = test.confidence_interval(CONFIDENCE)
+    return float(ci.low), float(ci.high)
 
 
 def mean_ci(values) -> dict:
-    """{mean, ci_low, ci_high, half_width, n} over the finite values (Student t, 95%)."""
+    """{mean, ci_low, ci_high, half_width, n} over the finite values (Student t, 95%:
+    ``scipy.stats.ttest_1samp(...).confidence_interval()``)."""
     a = _finite(values)
     n = len(a)
     if n == 0:
@@ -69,15 +83,21 @@ def mean_ci(values) -> dict:
     mean = float(a.mean())
     if n == 1:
         return {"mean": mean, "ci_low": None, "ci_high": None, "half_width": None, "n": 1}
-    sd = float(a.std(ddof=1))
-    half = 0.0 if sd == 0 or np.all(a == a[0]) else _t(n) * sd / math.sqrt(n)
+    if np.all(a == a[0]):             # no spread: t is undefined, the interval is the value
+        return {"mean": mean, "ci_low": mean, "ci_high": mean, "half_width": 0.0, "n": n}
+    low, high = _interval(_test("ttest_1samp", a, 0.0))
+    half = (high - low) / 2
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "half_width": half, "n": n}
 
 
+def _paired(values) -> np.ndarray:
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+
+
 def paired_diff(a, b) -> dict:
-    """B - A over pairs where both are finite: mean difference, 95% CI, paired t-test p-value."""
-    x = np.asarray([np.nan if v is None else v for v in a], dtype=float)
-    y = np.asarray([np.nan if v is None else v for v in b], dtype=float)
+    """B - A over pairs where both are finite: mean difference, 95% CI and p-value of the
+    paired t-test (``scipy.stats.ttest_rel``)."""
+    x, y = _paired(a), _paired(b)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     d = y - x
@@ -91,34 +111,30 @@ def paired_diff(a, b) -> dict:
         return {**out, "diff": diff, "ci_low": diff, "ci_high": diff, "half_width": 0.0, "p_value": p, "n": n}
     if n == 1:
         return {**out, "diff": diff, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": 1}
-    se = float(d.std(ddof=1)) / math.sqrt(n)
-    half = _t(n) * se
-    p = float(2 * _student().sf(abs(diff) / se, n - 1))    # the paired t-test (scipy.stats.ttest_rel)
-    return {**out, "diff": diff, "ci_low": diff - half, "ci_high": diff + half, "half_width": half,
-            "p_value": p, "n": n}
+    test = _test("ttest_rel", y, x)
+    low, high = _interval(test)
+    return {**out, "diff": diff, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2,
+            "p_value": float(test.pvalue), "n": n}
 
 
 def unpaired_diff(a, b) -> dict:
-    """B - A for independent samples: Welch's t interval and test."""
+    """B - A for independent samples: Welch's t interval and test
+    (``scipy.stats.ttest_ind(..., equal_var=False)``)."""
     x, y = _finite(a), _finite(b)
     out = {"a": _mean(x), "b": _mean(y), "method": "Welch t"}
     n = min(len(x), len(y))
     if n == 0:
         return {**out, "diff": None, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": 0}
     diff = float(y.mean() - x.mean())
-    vx, vy = (float(x.var(ddof=1)) if len(x) > 1 else math.nan), (float(y.var(ddof=1)) if len(y) > 1 else math.nan)
-    if len(x) > 1 and len(y) > 1 and vx == 0 and vy == 0:
-        p = 1.0 if diff == 0 else 0.0
-        return {**out, "diff": diff, "ci_low": diff, "ci_high": diff, "half_width": 0.0, "p_value": p, "n": n}
     if len(x) < 2 or len(y) < 2:
         return {**out, "diff": diff, "ci_low": None, "ci_high": None, "half_width": None, "p_value": None, "n": n}
-    se2x, se2y = vx / len(x), vy / len(y)
-    se = math.sqrt(se2x + se2y)
-    df = (se2x + se2y) ** 2 / ((se2x ** 2 / (len(x) - 1) if se2x else 0.0) + (se2y ** 2 / (len(y) - 1) if se2y else 0.0))
-    half = float(_student().ppf(0.5 + CONFIDENCE / 2, df)) * se
-    p = float(2 * _student().sf(abs(diff) / se, df))
-    return {**out, "diff": diff, "ci_low": diff - half, "ci_high": diff + half, "half_width": half,
-            "p_value": p, "n": n}
+    if np.all(x == x[0]) and np.all(y == y[0]):
+        p = 1.0 if diff == 0 else 0.0
+        return {**out, "diff": diff, "ci_low": diff, "ci_high": diff, "half_width": 0.0, "p_value": p, "n": n}
+    test = _test("ttest_ind", y, x, equal_var=False)
+    low, high = _interval(test)
+    return {**out, "diff": diff, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2,
+            "p_value": float(test.pvalue), "n": n}
 
 
 def _mean(a: np.ndarray):

@@ -14,8 +14,9 @@ own seed, so the numbers do not depend on where or when it ran.
   scheduling; the workers need capsim installed.
 
 Ctrl-C drops the pending jobs (local workers are stopped at once; Dask futures are
-cancelled) and raises ``Interrupted`` with the results finished so far. ``Progress`` prints a live line on a terminal and
-rate-limited log lines otherwise (one per ``every`` seconds, plus the last).
+cancelled) and raises ``Interrupted`` with the results finished so far. Progress
+(``capsim.experiments.progress``): a live bar on a terminal or in a notebook, rate-limited
+log lines otherwise. Workers die with the process that started them.
 """
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+from capsim.experiments.progress import Progress
+
 __all__ = ["run_jobs", "Interrupted", "Progress", "cluster_address", "default_workers"]
+
+PR_SET_PDEATHSIG = 1     # linux/prctl.h
 
 
 class Interrupted(KeyboardInterrupt):
@@ -45,54 +50,6 @@ def default_workers() -> int:
 def cluster_address(cluster=None):
     """``cluster`` if given, else ``$DASK_SCHEDULER_ADDRESS``, else None (local)."""
     return cluster if cluster is not None else (os.environ.get("DASK_SCHEDULER_ADDRESS") or None)
-
-
-class Progress:
-    """``done/total`` on stderr: a live line on a terminal, else a log line every ``every`` s."""
-
-    def __init__(self, total: int, label: str, stream=None, every: float = 10.0, enabled: bool = True,
-                 heartbeat: float = 60.0):
-        self.total, self.label, self.every, self.enabled = total, label, every, enabled and total > 0
-        self.heartbeat = heartbeat
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.done, self.t0, self._last = 0, time.monotonic(), -float("inf")
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        final = self.done >= self.total
-        if self.tty:
-            self.stream.write("\r" + self._text(now) + ("\n" if final else ""))
-            self.stream.flush()
-        elif final or now - self._last >= self.every:
-            self._last = now
-            self.stream.write(self._text(now) + "\n")
-            self.stream.flush()
-
-    def tick(self) -> None:
-        """Between finishes: on a terminal refresh the line, else a log line when nothing was
-        logged for ``heartbeat`` s, so a long job shows it is alive before its first run ends."""
-        now = time.monotonic()
-        if not self.enabled or self.done >= self.total:
-            return
-        if self.tty:
-            self.stream.write("\r" + self._text(now))
-        elif now - max(self._last, self.t0) >= self.heartbeat:
-            self._last = now
-            self.stream.write(self._text(now) + "\n")
-        else:
-            return
-        self.stream.flush()
-
-    def _text(self, now: float) -> str:
-        dt = now - self.t0
-        text = f"{self.label}: {self.done}/{self.total} jobs ({100 * self.done / self.total:.0f}%), {dt:.1f} s"
-        if 0 < self.done < self.total:
-            text += f", ~{dt / self.done * (self.total - self.done):.0f} s left"
-        return text
 
 
 def run_jobs(fn, jobs: list, *, workers: int | None = None, cluster=None, progress: Progress | None = None,
@@ -121,13 +78,45 @@ def run_jobs(fn, jobs: list, *, workers: int | None = None, cluster=None, progre
                    progress.tick if progress is not None else None)
     except KeyboardInterrupt:
         raise Interrupted(done) from None
+    finally:
+        if progress is not None:
+            progress.close()
     return [done[i] for i in range(len(jobs))]
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+def _worker_start(parent: int) -> None:
+    """In each worker: Ctrl-C is the parent's to handle, and the worker dies with its parent.
+
+    On Linux the kernel kills it when its parent goes (``PR_SET_PDEATHSIG``); everywhere a
+    watchdog thread ends it within a second of finding it has a new parent. Without this a
+    SIGKILL/SIGTERM of the main process left workers blocked for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _die_with_parent()
+    parent = os.getppid() if parent == -1 else parent      # under a forkserver: the server
+    if os.getppid() != parent:                   # the parent went before we could ask
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="capsim-parent-watch", daemon=True).start()
+
+
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass                                     # the watchdog still ends the worker
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
 
 
 def _block_sigint():
@@ -151,7 +140,11 @@ def _context():
 
 
 def _local(fn, jobs, workers, finished, tick=None) -> None:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_ignore_sigint)
+    ctx = _context()
+    # a forkserver's workers are its children, not ours: they die with it, and it with us
+    parent = os.getpid() if ctx.get_start_method() == "fork" else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
+                               initargs=(parent,) if parent is not None else (-1,))
     futures = {}
     try:
         mask = _block_sigint()

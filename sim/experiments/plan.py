@@ -22,7 +22,6 @@ each plan is searched upwards and stops at the first count that passes.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ import pandas as pd
 from capsim.experiments.replications import Job, run_all, replication_seeds, resolve
 from capsim.experiments.parallel import Progress
 from capsim.models.instance import loop_capacity
+from capsim.results.files import OutputFolder, write_csv, write_json
 from capsim.experiments.intervals import clean, mean_ci
 
 __all__ = ["LEVELS", "LEVEL_KEYS", "capacity_plan", "Plan", "cpu_per_request", "judged_error_rate", "ERROR_WORDS"]
@@ -66,6 +66,7 @@ class Plan:
     answer: list[dict] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     interrupted: bool = False
+    errors: list[str] = field(default_factory=list)    # runs that failed (their configurations count as not passing)
 
     def format(self) -> str:
         s = self.settings
@@ -97,15 +98,22 @@ class Plan:
             return "none" if not r.get("open") else "(unfinished)"
         return f"{r['count']} (${r['monthly_cost_usd']:.0f})"
 
-    def write(self, out) -> list[Path]:
+    def write(self, out, overwrite: bool = False) -> list[Path]:
+        """``plan.csv``, ``plan_tried.csv`` and ``plan.json``, written whole or not at all."""
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        with OutputFolder(out, overwrite=overwrite, command="plan") as folder:
+            self.write_into(folder.stage)
+        return [out / "plan.csv", out / "plan_tried.csv", out / "plan.json"]
+
+    def write_into(self, folder) -> None:
+        """The files of ``write`` in ``folder`` (part of an output folder being written)."""
+        out = Path(folder)
         order = {a["level"]: i for i, a in enumerate(self.answer)}
         tried = sorted(self.tried, key=lambda t: (order.get(t["level"], 0), self.settings["plans"].index(t["plan"]),
                                                   t["count"]))
         cols = ["level", "users", "plan", "count", "monthly_cost_usd", "passed", "latency_mean_ms",
                 "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "rejected_rate", "n", "note"]
-        pd.DataFrame(tried, columns=cols).to_csv(out / "plan_tried.csv", index=False)
+        write_csv(out / "plan_tried.csv", pd.DataFrame(tried, columns=cols))
         rows = []
         for a in self.answer:
             row = {k: a[k] for k in ("level", "users", "rps", "seed_rps", "seed_instances", "seed_cost")}
@@ -115,17 +123,15 @@ class Plan:
             row.update(cheapest_plan=best.get("plan"), cheapest_count=best.get("count"),
                        cheapest_monthly_cost_usd=best.get("monthly_cost_usd"))
             rows.append(row)
-        pd.DataFrame(rows).to_csv(out / "plan.csv", index=False)
-        (out / "plan.json").write_text(json.dumps(clean({"settings": self.settings, "levels": self.answer,
-                                                          "tried": self.tried}), indent=2) + "\n")
-        return [out / "plan.csv", out / "plan_tried.csv", out / "plan.json"]
+        write_csv(out / "plan.csv", pd.DataFrame(rows))
+        write_json(out / "plan.json", clean({"settings": self.settings, "levels": self.answer, "tried": self.tried}))
 
 
 def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=LEVELS, plans=None,
                   max_instances: int = 10, replications: int = 3, seed: int | None = None,
                   measured: float | str = 600.0, warmup: float | str = 300.0, latency_mean_ms: float = 200.0,
                   error_rate: float = 0.01, workers: int | None = None, cluster=None,
-                  progress: bool = True) -> Plan:
+                  progress: bool = True, force: bool = False) -> Plan:
     """Search the cheapest passing configuration per level (see the module docstring).
 
     ``measured`` and ``warmup``: seconds or durations such as ``"10m"``."""
@@ -169,9 +175,10 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
         for s in batch:
             sc = resolve(scenario, fixed + [f"workload.sessions.peak_users={s['users']}",
                                             f"instances.count={s['count']}", f"instances.plan={s['plan']}"])
-            jobs += [Job(sc, sd) for sd in seeds]
+            jobs += [Job(sc, sd, force=force) for sd in seeds]
         outputs, stopped = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim plan ({len(batch)} configurations)",
                                                                  enabled=progress))
+        result.errors += [o["error"] for o in outputs if o and "error" in o]
         for k, s in enumerate(batch):
             outs = outputs[k * replications:(k + 1) * replications]
             if stopped and any(o is None for o in outs):

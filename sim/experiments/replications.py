@@ -19,7 +19,6 @@ Python API::
 from __future__ import annotations
 
 import copy
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from capsim.experiments.parallel import Interrupted, Progress, run_jobs
+from capsim.results.files import OutputFolder, safe_dir, write_csv, write_json
 from capsim.results.slo import evaluate, slo_of
 from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
@@ -61,6 +61,7 @@ class Job:
     allow_code: bool = False
     policy: object = None
     keep_series: bool = False       # a few per-interval columns (SERIES), for bands over replications
+    force: bool = False          # run beyond the work limits (capsim.engine.estimate)
 
 
 def run_job(job: Job) -> dict:
@@ -70,7 +71,7 @@ def run_job(job: Job) -> dict:
         # a fresh copy of a custom policy per run, as a worker process gets: state (cooldowns,
         # history) never carries from one replication to the next, whatever the worker count
         policy = copy.deepcopy(job.policy)
-        result = capsim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code)
+        result = capsim.run(job.scenario, job.seed, policy=policy, allow_code=job.allow_code, force=job.force)
     except Exception as exc:            # recorded for its point; the others go on
         return {"error": f"{type(exc).__name__}: {exc}", "seed": job.seed}
     summary = dict(result.summary)
@@ -154,24 +155,30 @@ class Replications:
                 "seed = child.generate_state(1)[0]", "confidence": 0.95, "interval": "Student t",
                 "warmup": warmup_note(self.scenario), "interrupted": self.interrupted}
 
-    def write(self, out) -> Path:
+    def write(self, out, overwrite: bool = False) -> Path:
         """``replications.csv``, ``replications_timeseries.csv`` (``SERIES`` of every replication) and
         ``summary.json`` (replication 1's summary + the replications block); replication 1's
-        ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept."""
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        self.table.to_csv(out / "replications.csv", index=False)
+        ``timeseries.csv``, ``scaling_events.csv`` and ``instances.csv`` when kept.
+        The folder is written whole or not at all (``capsim.results.files.OutputFolder``)."""
+        with OutputFolder(out, overwrite=overwrite, command="replications") as folder:
+            self.write_into(folder.stage)
+        return Path(out)
+
+    def write_into(self, folder) -> Path:
+        """The files of ``write`` in ``folder`` (part of an output folder being written)."""
+        folder = safe_dir(folder)
+        write_csv(folder / "replications.csv", self.table)
         series = self.series
         if len(series):
-            series.to_csv(out / "replications_timeseries.csv", index=False)
+            write_csv(folder / "replications_timeseries.csv", series)
         first = self.outputs[0] if self.outputs and self.outputs[0] and "summary" in self.outputs[0] else None
         if first and "rows" in first:
-            self.result().write(out)   # then summary.json, below
+            self.result().write_into(folder)   # then summary.json, below
         summary = dict(first["summary"]) if first else {"scenario": self.scenario.name}
         summary["replications"] = self.block()
         summary["replication_info"] = self.info()
-        (out / "summary.json").write_text(json.dumps(clean(summary), indent=2) + "\n")
-        return out
+        write_json(folder / "summary.json", clean(summary))
+        return folder
 
 
 def base_seed_of(scenario, seed):
@@ -180,13 +187,13 @@ def base_seed_of(scenario, seed):
 
 def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: SLOConfig | None = None,
               workers: int | None = None, cluster=None, progress: bool = True, keep_first: bool = False,
-              allow_code: bool = False, policy=None, label: str = "replications") -> Replications:
+              allow_code: bool = False, policy=None, label: str = "replications", force: bool = False) -> Replications:
     """Run ``replications`` independent replications of ``scenario`` (CRN-ready seeds)."""
     from capsim.scenario.config import Scenario
     scenario = scenario if scenario is not None else Scenario()
     base = base_seed_of(scenario, seed)
     seeds = replication_seeds(base, replications)
-    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy, keep_series=True)
+    jobs = [Job(scenario, s, slo, keep_first and i == 0, allow_code, policy, keep_series=True, force=force)
             for i, s in enumerate(seeds)]
     outputs, interrupted = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim {label}", enabled=progress))
     return Replications(scenario, base, seeds, outputs, interrupted, label)
@@ -194,9 +201,9 @@ def replicate(scenario, replications: int = 5, seed: int | None = None, *, slo: 
 
 def resolve(scenario, overrides: list[str]):
     """A validated Scenario from a file path (errors carry FILE:LINE:COL), a Scenario or None, plus overrides."""
-    from capsim.scenario.loader import load, load_text
+    from capsim.scenario.loader import load, load_builtin, load_text
     if scenario is None:
-        return load_text("", "<built-in scenario>", overrides)
+        return load_builtin(overrides)
     if isinstance(scenario, (str, Path)):
         return load(scenario, overrides)
     return load_text(scenario.model_dump_json(), f"<scenario {scenario.name}>", overrides)

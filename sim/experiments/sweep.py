@@ -10,18 +10,23 @@ same seeds at every point, so points are compared with common random numbers.
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
 from capsim.experiments.replications import Job, base_seed_of, run_all, replication_seeds, resolve
 from capsim.experiments.parallel import Progress
+from capsim.results.files import IncompleteFolder, Journal, OutputFolder, check_folder, read_journal, \
+    staging_folders, write_bytes, write_csv
 from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
-__all__ = ["sweep", "split_values", "parse_value", "write_sweep", "policy_hint", "STAT_COLUMNS"]
+__all__ = ["sweep", "split_values", "parse_value", "write_sweep", "sweep_files", "policy_hint", "STAT_COLUMNS",
+           "JOURNAL"]
 
 STAT_COLUMNS = ["mean", "ci_low", "ci_high", "half_width", "n"]
 
@@ -75,18 +80,20 @@ def _key(scenario, seed: int, slo: SLOConfig | None) -> str:
 
 
 def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
-          overrides: list[str] | None = None, out=None, resume: bool = False, slo: SLOConfig | None = None,
-          workers: int | None = None, cluster=None, progress: bool = True, allow_code: bool = False,
-          on_result=None) -> pd.DataFrame:
+          overrides: list[str] | None = None, out=None, resume: bool = False, overwrite: bool = False,
+          slo: SLOConfig | None = None, workers: int | None = None, cluster=None, progress: bool = True,
+          allow_code: bool = False, on_result=None, force: bool = False) -> pd.DataFrame:
     """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
 
     One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
     ``ci_low``, ``ci_high``, ``half_width``, ``n``, ``error`` (a point whose overrides do
-    not validate, or whose runs fail, gets one row with its error). With ``out``, finished
-    (point, replication) results are appended to ``out/sweep_points.jsonl`` as they come;
-    ``resume=True`` skips those already there. ``sweep.csv`` (and ``sweep.parquet`` with
-    pyarrow) are written at the end, or with what finished when interrupted
-    (``table.attrs["interrupted"]``).
+    not validate, or whose runs fail, gets one row with its error). With ``out``, the
+    output folder is written whole (``capsim.results.files.OutputFolder``): finished
+    (point, replication) results go to its ``sweep_points.jsonl`` as they come, then
+    ``sweep.csv`` (and ``sweep.parquet`` with pyarrow); when interrupted, what finished
+    (``table.attrs["interrupted"]``). ``resume=True`` skips the runs in ``out``'s journal
+    (a complete or interrupted folder, checked against its manifest) and in the journals of
+    runs that were killed before they could publish; ``overwrite=True`` replaces ``out``.
     """
     from capsim.scenario.problems import ScenarioError
     names = list(params)
@@ -103,18 +110,60 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
     ok = next((s for s in scenarios if s is not None), None)
     base = base_seed_of(ok, seed) if ok is not None else int(seed or 0)
     seeds = replication_seeds(base, replications)
-    log = Path(out) / "sweep_points.jsonl" if out is not None else None
+    folder = OutputFolder(out, overwrite=overwrite or resume, command="sweep", keep=(JOURNAL,)) \
+        if out is not None else None
+    done: dict[str, dict] = _resumed(folder) if resume and folder is not None else {}
+    journal = None
+    if folder is not None:
+        journal = Journal(folder.open() / JOURNAL)
+        for rec in done.values():
+            journal.append(rec)
+    try:
+        table = _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, (allow_code, force), workers,
+                          cluster, progress, on_result)
+        table.attrs.update(base_seed=base)
+        if folder is not None:
+            sweep_files(table, folder.stage)
+            folder.publish("interrupted" if table.attrs["interrupted"] else "complete")
+    except BaseException:
+        if folder is not None:
+            folder.discard()
+        raise
+    return table
+
+
+JOURNAL = "sweep_points.jsonl"
+
+
+def _resumed(folder: OutputFolder) -> dict[str, dict]:
+    """Finished runs from the folder's journal (checked against its manifest) and from the
+    journals that killed runs left in their staging folders; failed runs are tried again."""
+    logs = []
+    out = folder.out
+    if out.is_dir() and any(out.iterdir()):
+        try:
+            check_folder(out)
+        except IncompleteFolder as exc:
+            raise IncompleteFolder(f"cannot resume: {exc}") from None
+        logs.append(out / JOURNAL)
+    logs += [p / JOURNAL for p in staging_folders(out)]
     done: dict[str, dict] = {}
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        if resume and log.exists():
-            for line in log.read_text().splitlines():
-                if line.strip():
-                    rec = json.loads(line)
-                    if rec.get("metrics") is not None:     # failed runs are tried again
-                        done[rec["key"]] = rec
-        elif log.exists():
-            log.unlink()
+    for log in logs:
+        if not log.is_file():
+            continue
+        records, skipped = read_journal(log)
+        if skipped:
+            print(f"capsim sweep: {log}: skipped {skipped} unreadable line(s) (a run cut short); those runs are "
+                  "done again", file=sys.stderr)
+        for rec in records:
+            if isinstance(rec.get("key"), str) and isinstance(rec.get("metrics"), dict):
+                done[rec["key"]] = rec
+    return done
+
+
+def _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, code_force, workers, cluster,
+              progress, on_result) -> pd.DataFrame:
+    allow_code, force = code_force
     todo, keys = [], {}
     for i, sc in enumerate(scenarios):
         for r, s in enumerate(seeds):
@@ -123,7 +172,7 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
             k = _key(sc, s, slo)
             keys[(i, r)] = k
             if k not in done:
-                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code)))
+                todo.append((i, r, k, Job(sc, s, slo, allow_code=allow_code, force=force)))
 
     def record(j, result):
         i, r, k, job = todo[j]
@@ -131,9 +180,8 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
                "metrics": clean(metrics_of(flatten(result["summary"]))) if "summary" in result else None,
                "error": result.get("error")}
         done[k] = rec
-        if log is not None:
-            with log.open("a") as f:
-                f.write(json.dumps(rec) + "\n")
+        if journal is not None:
+            journal.append(rec)
         if on_result is not None:
             on_result(j, result)
 
@@ -141,9 +189,8 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
                              Progress(len(todo), "capsim sweep", enabled=progress), record)
     table = _tidy(points, names, seeds, keys, done, errors)
     table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
-                       jobs_resumed=len(keys) - len(todo), base_seed=base)
-    if out is not None:
-        write_sweep(table, out)
+                       jobs_resumed=len(keys) - len(todo), points_invalid=len(errors),
+                       runs_failed=sum(1 for k in keys.values() if k in done and done[k].get("error")))
     return table
 
 
@@ -166,15 +213,22 @@ def _tidy(points, names, seeds, keys, done, errors) -> pd.DataFrame:
     return df
 
 
-def write_sweep(table: pd.DataFrame, out) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "sweep.csv"]
-    table.to_csv(written[0], index=False)
+def write_sweep(table: pd.DataFrame, out, overwrite: bool = False) -> list[Path]:
+    """A sweep table as an output folder of its own (``sweep.csv``, ``sweep.parquet``)."""
+    with OutputFolder(out, overwrite=overwrite, command="sweep") as folder:
+        names = [p.name for p in sweep_files(table, folder.stage)]
+    return [Path(out) / n for n in names]
+
+
+def sweep_files(table: pd.DataFrame, folder) -> list[Path]:
+    """``sweep.csv`` (and ``sweep.parquet`` when pyarrow is installed) in ``folder``."""
+    folder = Path(folder)
+    written = [write_csv(folder / "sweep.csv", table)]
     try:
         import pyarrow  # noqa: F401  (only to know whether to-parquet can work)
     except ImportError:
         return written
-    table.to_parquet(out / "sweep.parquet", index=False)
-    written.append(out / "sweep.parquet")
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    written.append(write_bytes(folder / "sweep.parquet", buf.getvalue()))
     return written

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from capsim.report.labels import format_number
+from capsim.results.files import safe_dir, write_text
 
 __all__ = ["Page", "Tile", "figure_data", "shared_plotly_js", "PLOTLY_VERSION"]
 
@@ -77,12 +78,9 @@ PLOTLY_VERSION = _plotly_version()
 def shared_plotly_js(folder) -> Path:
     """``folder/plotly-VERSION.min.js``, written if it is not there yet (never overwritten: the name
     carries the version, so reports drawn with another plotly keep theirs)."""
-    path = Path(folder) / f"plotly-{PLOTLY_VERSION}.min.js"
+    path = safe_dir(folder) / f"plotly-{PLOTLY_VERSION}.min.js"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(_plotly_js(), encoding="utf-8")
-        tmp.replace(path)
+        write_text(path, _plotly_js())      # atomic, never through a symlink
     return path
 
 
@@ -151,13 +149,12 @@ class Page:
         """Write the page to ``path``; with ``shared_js_folder``, plotly.js is loaded from the shared copy
         there (``shared_plotly_js``) instead of embedded."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        safe_dir(path.parent)
         src = None
         if shared_js_folder is not None:
             js = shared_plotly_js(shared_js_folder).resolve()
             src = Path(os.path.relpath(js, path.parent.resolve())).as_posix()
-        path.write_text(self.render(src), encoding="utf-8")
-        return path
+        return write_text(path, self.render(src))      # atomic, never through a symlink
 
     @property
     def figures(self) -> dict:

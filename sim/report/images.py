@@ -16,6 +16,8 @@ import shutil
 import warnings
 from pathlib import Path
 
+from capsim.results.files import safe_dir, write_bytes
+
 __all__ = ["FORMATS", "find_browser", "image_support", "write_images", "version_problem", "MIN_PLOTLY", "MIN_KALEIDO"]
 
 FORMATS = ("png", "svg")
@@ -82,17 +84,15 @@ def write_images(figures: dict, out, fmt: str = "png") -> tuple[list[Path], str 
     if problem:
         return [], problem
     import kaleido
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = safe_dir(out)                 # a symlinked images/ is refused: capsim never writes through one
     written: list[Path] = []
     try:
         kaleido.start_sync_server(silence_warnings=True)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The kopts argument is ignored")   # plotly, with a server
             for name, fig in figures.items():
-                path = out / f"{name}.{fmt}"
-                fig.write_image(path, format=fmt, width=1100, height=fig.layout.height or 450)
-                written.append(path)
+                data = fig.to_image(format=fmt, width=1100, height=fig.layout.height or 450)
+                written.append(write_bytes(out / f"{name}.{fmt}", data))
     except Exception as exc:                                     # noqa: BLE001 (a browser that will not start)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         browser = any(w in str(exc).lower() for w in ("browser", "chrome", "chromium"))

@@ -9,7 +9,6 @@ here (the ``slo`` block says which one its objectives count).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 
 from capsim.models.pricing import extras_cost, instance_cost, monthly_projection
 from capsim.models.request import OUTCOMES, REJECTED, SERVER_ERRORS
+from capsim.results.files import OutputFolder, write_csv, write_json, write_text
 
 __all__ = ["Result", "summarize"]
 
@@ -56,18 +56,27 @@ class Result:
         from capsim.results.text import format_summary
         return format_summary(self.summary, self.rows)
 
-    def write(self, out: str | Path) -> Path:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
-        self.timeseries.to_csv(out / "timeseries.csv", index=False)
-        self.scaling_events.to_csv(out / "scaling_events.csv", index=False)
-        self.instances.to_csv(out / "instances.csv", index=False)
+    def write(self, out: str | Path, overwrite: bool = False) -> Path:
+        """Write the run's files to the output folder ``out``, whole or not at all
+        (``capsim.results.files.OutputFolder``): an existing folder with files in it is
+        replaced only with ``overwrite``."""
+        with OutputFolder(out, overwrite=overwrite, command="run") as folder:
+            self.write_into(folder.stage)
+        return Path(out)
+
+    def write_into(self, folder) -> list[Path]:
+        """The run's files in ``folder`` (part of an output folder being written)."""
+        folder = Path(folder)
+        files = [write_json(folder / "summary.json", self.summary),
+                 write_csv(folder / "timeseries.csv", self.timeseries),
+                 write_csv(folder / "scaling_events.csv", self.scaling_events),
+                 write_csv(folder / "instances.csv", self.instances)]
         if self.histogram_rows:
-            self.latency_histogram.to_csv(out / "latency_histogram.csv", index=False)
+            files.append(write_csv(folder / "latency_histogram.csv", self.latency_histogram))
         if self.scenario is not None:
-            (out / "scenario.json").write_text(self.scenario.model_dump_json(indent=2, by_alias=True) + "\n")
-        return out
+            files.append(write_text(folder / "scenario.json",
+                                    self.scenario.model_dump_json(indent=2, by_alias=True) + "\n"))
+        return files
 
 
 def _f(x: float, nd: int = 3) -> float | None:

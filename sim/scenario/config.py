@@ -17,7 +17,7 @@ from capsim.models.faults import FaultsConfig
 from capsim.models.instance import InstancesConfig
 from capsim.models.load_balancer import LoadBalancerConfig
 from capsim.models.pricing import Pricing
-from capsim.models.units import Duration, PositiveDuration
+from capsim.models.units import Duration, PositiveDuration, Seed
 from capsim.models.workload import WorkloadConfig
 from capsim.scenario.slo import SLOConfig
 
@@ -37,7 +37,7 @@ class Scenario(BaseModel):
                              description="free text")
     horizon: PositiveDuration = Field(86400.0, description="simulated time")
     warmup: Duration = Field(1800.0, description="excluded from the summary (the time series keeps it, flagged)")
-    seed: int = Field(1, ge=0, description="base seed of every random stream (--seed overrides)")
+    seed: Seed = Field(1, description="base seed of every random stream (--seed overrides)")
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     instances: InstancesConfig = Field(default_factory=InstancesConfig)
     autoscaler: AutoscalerConfig | None = Field(None, description="scaling policy; null keeps instances.count")
@@ -64,6 +64,9 @@ class Scenario(BaseModel):
                 bad = [n for n in getattr(self.sockets, field) or [] if n not in names]
                 if bad:
                     raise ValueError(f"sockets.{field}: unknown endpoint {bad[0]!r}; expected one of {sorted(names)}")
+        pool = self.database.pool
+        if pool.policy == "static" and pool.min > pool.max:
+            raise ValueError(f"database.pool.min: expected at most pool.max ({pool.max}), got {pool.min}")
         if self.instances.plan not in self.pricing.plans:
             raise ValueError(f"instances.plan: expected one of {sorted(self.pricing.plans)}, got {self.instances.plan!r}")
         return self

@@ -1,24 +1,27 @@
 """Scenario files: YAML 1.2 in, a validated ``Scenario`` out, or every problem with its place.
 
-``load(path, overrides)`` reads the file with ruamel.yaml's round-trip loader (mappings
-and sequences keep their line and column), applies ``--set dotted.path=value``
-overrides, then validates. Each pydantic error becomes a ``Problem`` placed at its YAML line and column
+``load(path, overrides)`` reads the file (bounded: ``capsim.scenario.yaml_io``) with
+ruamel.yaml's round-trip loader (mappings and sequences keep their line and column),
+applies ``--set dotted.path=value`` overrides, then validates. An empty file is an
+error; the built-in scenario is ``load_builtin(overrides)``. Each pydantic error becomes a ``Problem`` placed at its YAML line and column
 (``capsim.scenario.problems``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from pydantic import ValidationError
 
-from capsim.scenario.problems import MISSING, Problem, ScenarioError, dotted, get, problems_of, show, start
+from capsim.scenario.problems import MISSING, Problem, ScenarioError, dotted, get, position, problems_of, show, start
 from capsim.scenario.config import Scenario
 from capsim.scenario.slo import SLOConfig
-from capsim.scenario.yaml_io import plain, read_plain
+from capsim.scenario.yaml_io import YAMLProblem, plain, read_bounded, read_plain, read_tree
 
-__all__ = ["load", "load_text", "load_slo", "Problem", "ScenarioError"]
+__all__ = ["load", "load_text", "load_builtin", "load_slo", "Problem", "ScenarioError", "BUILTIN"]
+
+BUILTIN = "<built-in scenario>"
+EMPTY = ("the file is empty: expected scenario fields such as 'horizon: 1d' (an empty file is not the "
+         "built-in scenario: leave the file out for that)")
 
 
 class _Bad(Exception):
@@ -30,24 +33,41 @@ class _Bad(Exception):
 # -- reading -----------------------------------------------------------------------
 def load(path, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate the scenario file at ``path``."""
+    return load_text(_read(path), str(path), overrides)
+
+
+def _read(path) -> str:
+    """A YAML file's text (at most yaml_io.MAX_BYTES), or a ScenarioError naming it."""
     name, p = str(path), Path(path)
     if p.is_dir():
         raise ScenarioError([Problem(name, message="is a directory, expected a scenario YAML file")])
     try:
-        text = p.read_text(encoding="utf-8")
+        return read_bounded(p)
     except FileNotFoundError:
         raise ScenarioError([Problem(name, message="no such file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(name, message=f"cannot read: {exc}")]) from None
-    return load_text(text, name, overrides)
+    except YAMLProblem as exc:
+        raise ScenarioError([Problem(name, message=exc.message)]) from None
+    except OSError as exc:
+        raise ScenarioError([Problem(name, message=f"cannot read: {exc.strerror or exc}")]) from None
+
+
+def load_builtin(overrides: list[str] | None = None) -> Scenario:
+    """The built-in scenario (``Scenario()``, the seed's launch), with ``overrides`` applied and checked."""
+    return _validate(None, {}, BUILTIN, overrides)
 
 
 def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None) -> Scenario:
-    """Like ``load`` for YAML text (empty text: the built-in defaults)."""
+    """Like ``load`` for YAML text. Empty text (or only comments) is an error: the built-in
+    scenario is ``load_builtin``."""
     tree = _parse(text, filename)
-    data = {} if tree is None else plain(tree)
+    if tree is None:
+        raise ScenarioError([Problem(filename, 1, 1, message=EMPTY)])
+    return _validate(tree, plain(tree), filename, overrides)
+
+
+def _validate(tree, data, filename: str, overrides: list[str] | None) -> Scenario:
     if not isinstance(data, dict):
-        line, col = start(tree) or (None, None)
+        line, col = start(tree) or (1, 1)
         raise ScenarioError([Problem(filename, line, col, message="expected a mapping of scenario fields "
                                      f"(name: ..., horizon: ...) at the top level, got {show(data)}")])
     problems, origins = _apply_all(data, overrides or [], filename)
@@ -69,13 +89,9 @@ def _order(p: Problem, overrides: list[str]) -> tuple:
 
 def _parse(text: str, filename: str):
     try:
-        return YAML().load(text)   # round trip, YAML 1.2
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise ScenarioError([Problem(filename, line, col, message=f"YAML syntax error: {exc.problem or exc.context}")]) from None
-    except YAMLError as exc:
-        raise ScenarioError([Problem(filename, message=f"YAML syntax error: {exc}")]) from None
+        return read_tree(text)   # round trip, YAML 1.2, bounded
+    except YAMLProblem as exc:
+        raise ScenarioError([Problem(filename, exc.line, exc.col, message=exc.message)]) from None
 
 
 # -- overrides -----------------------------------------------------------------------
@@ -115,8 +131,12 @@ def _apply(data: dict, arg: str) -> tuple:
 def _override_value(text: str):
     try:
         return read_plain(text)
-    except YAMLError as exc:
-        raise _Bad("", f"YAML syntax error in the value: {getattr(exc, 'problem', None) or exc}") from None
+    except YAMLProblem as exc:
+        where = f" (column {exc.col})" if exc.col else ""
+        syntax = "YAML syntax error: "
+        if exc.message.startswith(syntax):
+            raise _Bad("", f"YAML syntax error in the value{where}: {exc.message[len(syntax):]}") from None
+        raise _Bad("", f"in the value{where}: {exc.message}") from None
 
 
 def _segment(node, part: str, path: list):
@@ -138,16 +158,19 @@ def _put(node, seg, value) -> None:
 def load_slo(path) -> SLOConfig:
     """An SLOConfig from a YAML file: the ``slo`` mapping itself, or a file with a top-level ``slo:``."""
     name = str(path)
+    tree = _parse(_read(path), name)
+    if tree is None:
+        raise ScenarioError([Problem(name, 1, 1, message="the file is empty: expected objectives, thresholds "
+                                                          "or alerts")])
+    if isinstance(tree, dict) and "slo" in tree:
+        tree = tree["slo"]
     try:
-        data = read_plain(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError([Problem(name, message="no such file")]) from None
-    except YAMLError as exc:
-        raise ScenarioError([Problem(name, message=f"YAML syntax error: {exc}")]) from None
-    if isinstance(data, dict) and set(data) >= {"slo"}:
-        data = data["slo"]
-    try:
-        return SLOConfig.model_validate(data or {})
+        return SLOConfig.model_validate(plain(tree) if tree is not None else {})
     except ValidationError as exc:
-        raise ScenarioError([Problem(name, path=".".join(str(p) for p in e["loc"]),
-                                     message=e["msg"]) for e in exc.errors(include_url=False)]) from None
+        out = []
+        for e in exc.errors(include_url=False):
+            loc = tuple(p for p in e["loc"] if p != "for_") + (("for",) if "for_" in e["loc"] else ())
+            line, col = position(tree, loc) or (None, None)
+            got = f", got {show(e['input'])}" if "input" in e and not isinstance(e["input"], dict) else ""
+            out.append(Problem(name, line, col, dotted(loc), e["msg"].replace("Value error, ", "") + got))
+        raise ScenarioError(out) from None

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from capsim.scenario.config import Scenario
 
-__all__ = ["Problem", "ScenarioError", "problems_of", "MISSING", "has", "get", "dotted", "show", "start"]
+__all__ = ["Problem", "ScenarioError", "problems_of", "MISSING", "has", "get", "dotted", "show", "start", "position"]
 
 MISSING = object()
 _EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
@@ -84,6 +84,11 @@ def _item(err: dict, data) -> dict:
         it["text"] = "required field is missing"
     elif kind == "extra_forbidden":
         it.update(at_key=True, text=_unknown(path[-1], _fields(*_walk(path[:-1], data)[1:])))
+    elif kind == "union_tag_not_found":
+        tag = ctx.get("discriminator", "").strip("'")
+        it["path"] = path + (tag,)
+        names = ", ".join(tags_of(tp, tag))
+        it["text"] = f"required field is missing: which {tag}? one of {names}"
     elif kind == "union_tag_invalid":
         it["path"] = path + (ctx.get("discriminator", "").strip("'"),)
         it.update(expected=f"one of {ctx.get('expected_tags')}", got=show(ctx.get("tag")),
@@ -161,6 +166,11 @@ def _origin(path: tuple, origins) -> str | None:
     return None
 
 
+def position(tree, path: tuple, at_key: bool = False):
+    """(line, col) of ``path`` in a round-trip YAML ``tree`` (its deepest node there), or None."""
+    return _position(tree, path, at_key)
+
+
 def _position(tree, path: tuple, at_key: bool):
     """(line, col) of the deepest node of ``path`` in the YAML: a scalar's value, else its key."""
     node, pos = tree, start(tree)
@@ -213,13 +223,23 @@ def _is_model(tp) -> bool:
     return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
+TAGS = ("dist", "policy")     # the discriminators of the config unions
+
+
+def tags_of(tp, tag: str) -> list[str]:
+    """The values of discriminator ``tag`` among the alternatives of ``tp`` (policy names, ...)."""
+    return [o.model_fields[tag].default for o in _options(tp) if _is_model(o) and tag in o.model_fields]
+
+
 def _pick(tp, node):
-    """The alternative of ``tp`` that ``node`` is meant as (by its ``dist`` tag, then its shape)."""
+    """The alternative of ``tp`` that ``node`` is meant as (by its ``dist`` or ``policy`` tag,
+    then its shape): a misspelt key is then checked against the chosen policy's fields."""
     opts = _options(tp)
-    tag = node.get("dist") if isinstance(node, dict) else None
-    for o in opts:
-        if _is_model(o) and "dist" in o.model_fields and o.model_fields["dist"].default == tag:
-            return o
+    for tag in TAGS:
+        value = node.get(tag) if isinstance(node, dict) else None
+        for o in opts:
+            if value is not None and _is_model(o) and tag in o.model_fields and o.model_fields[tag].default == value:
+                return o
     for o in opts:
         if isinstance(node, dict) and (_is_model(o) or get_origin(o) is dict):
             return o

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from capsim.models.request import REJECTED, SERVER_ERRORS
-from capsim.models.units import PositiveDuration
+from capsim.models.units import NonNegative, Positive, PositiveDuration, Share
 
 __all__ = ["SLOConfig", "Objectives", "Threshold", "AlertRule", "METRICS", "counted_outcomes", "errors_counted"]
 
@@ -27,9 +27,9 @@ Metric = Literal[METRICS]  # type: ignore[valid-type]
 class Objectives(BaseModel):
     """Success criteria over the measured window (null: not checked)."""
     model_config = ConfigDict(frozen=True, extra="forbid")
-    latency_mean_ms: float | None = Field(200.0, gt=0, description="average response time must stay below this (ms)")
-    error_rate: float | None = Field(0.0001, ge=0, le=1, description="share of responses that are server errors (plus rate-limited ones with slo.count_rejected) must stay below this (0.0001 = 0.01%)")
-    uptime: float | None = Field(0.999, ge=0, le=1, description="share of measured intervals with an instance ready must exceed this")
+    latency_mean_ms: Positive | None = Field(200.0, description="average response time must stay below this (ms)")
+    error_rate: Share | None = Field(0.0001, description="share of responses that are server errors (plus rate-limited ones with slo.count_rejected) must stay below this (0.0001 = 0.01%)")
+    uptime: Share | None = Field(0.999, description="share of measured intervals with an instance ready must exceed this")
 
 
 class Threshold(BaseModel):
@@ -37,7 +37,7 @@ class Threshold(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = Field(description="its key in the slo block of summary.json")
     metric: Metric = Field(description=METRIC_HELP)
-    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for the rates)")
+    above: NonNegative = Field(description="limit in the metric's unit (ms for latencies, a share for the rates)")
 
 
 class AlertRule(BaseModel):
@@ -45,7 +45,7 @@ class AlertRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
     name: str = Field(description="its key in the slo block of summary.json")
     metric: Metric = Field(description=METRIC_HELP)
-    above: float = Field(description="limit in the metric's unit (ms for latencies, a share for the rates)")
+    above: NonNegative = Field(description="limit in the metric's unit (ms for latencies, a share for the rates)")
     for_: PositiveDuration = Field(alias="for", description="how long the condition must hold before the alert fires")
 
 

@@ -1,0 +1,97 @@
+"""``capsim run`` (one run), ``report``, ``validate``, ``schema`` and ``docs``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from capsim.cli import experiments as exp
+from capsim.cli.common import admit, output_dir, say, scenario_of, slo_of_args, slug, write_report
+from capsim.results.files import IncompleteFolder, OutputFolder, check_folder, write_text
+from capsim.results.text import format_summary
+
+__all__ = ["run_cmd", "report_cmd", "validate_cmd", "schema_cmd", "docs_cmd"]
+
+
+def run_cmd(args) -> int:
+    import capsim
+    from capsim.experiments.progress import RunProgress
+    from capsim.results.slo import evaluate, format_slo, slo_of
+    scenario = scenario_of(args.file, args.overrides)
+    slo = slo_of_args(args)
+    admit(args, scenario, args.file or "the built-in scenario")
+    out = output_dir(args, Path("capsim-out") / slug(scenario.name))
+    if args.replications:
+        return exp.replications(args, scenario, slo, out)
+    # opened before the run: an output folder in the way is said at once, not after it
+    with OutputFolder(out, overwrite=args.overwrite, command="run") as folder:
+        progress = RunProgress(scenario.horizon, enabled=not args.quiet)
+        try:
+            result = capsim.run(scenario, args.seed, allow_code=args.allow_code, progress=progress, force=True)
+        finally:
+            progress.close()
+        result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
+        result.write_into(folder.stage)
+    if args.quiet:
+        print(out)
+    else:
+        print(format_summary(result.summary, result.rows))
+        print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
+        print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
+              f"{out / 'scaling_events.csv'}, {out / 'latency_histogram.csv'}, {out / 'scenario.json'}")
+    return write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
+
+
+def report_cmd(args) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        print(f"capsim report: {folder}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        manifest = check_folder(folder)      # complete (or interrupted), every file as capsim wrote it
+    except IncompleteFolder as exc:
+        print(f"capsim report: {exc}", file=sys.stderr)
+        return 2
+    if manifest.get("status") != "complete":
+        print(f"capsim report: {folder}: the {manifest.get('command', 'run')} was {manifest.get('status')}: "
+              "the report shows what finished", file=sys.stderr)
+    rc = write_report(folder, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
+    if args.quiet:
+        print(folder)
+    return rc
+
+
+def validate_cmd(args) -> int:
+    from capsim.scenario.checks import warnings
+    scenario = scenario_of(args.file, args.overrides)
+    found = warnings(scenario)
+    where = args.file or "<built-in scenario>"
+    if args.strict and found:
+        for text in found:
+            print(f"{where}: error (--strict): {text}", file=sys.stderr)
+        return 2
+    for text in found:
+        if args.quiet:
+            print(f"warning: {text}", file=sys.stderr)
+        else:
+            print(f"warning: {text}")
+    say(args, "ok")
+    return 0
+
+
+def schema_cmd(args) -> int:
+    from capsim.scenario.docs import schema_text
+    return _emit(args, schema_text())
+
+
+def docs_cmd(args) -> int:
+    from capsim.scenario.docs import markdown
+    return _emit(args, markdown())
+
+
+def _emit(args, text: str) -> int:
+    if args.out:
+        write_text(args.out, text)
+        say(args, f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
