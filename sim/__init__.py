@@ -25,16 +25,26 @@ def default_scenario() -> Scenario:
 
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
-        allow_code: bool = False) -> Result:
+        allow_code: bool = False, fidelity: str | None = None) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
     ``decide(obs)``) used instead of the scenario's. ``allow_code``: let a scenario's
-    ``autoscaler: {policy: custom, path: ...}`` import its class.
+    ``autoscaler: {policy: custom, path: ...}`` import its class. ``fidelity``:
+    ``"request"`` or ``"flow"`` (the fast mode) instead of the scenario's ``fidelity``.
     """
-    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code).run()
+    scenario = scenario if scenario is not None else Scenario()
+    if fidelity is not None and fidelity != scenario.fidelity:
+        scenario = Scenario.model_validate({**scenario.model_dump(by_alias=True), "fidelity": fidelity})
+    if scenario.fidelity == "flow":
+        from capsim.engine.flow import FlowModel as model_class
+    else:
+        model_class = Model
+    model = model_class(scenario, seed, policy, allow_code).run()
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
-    return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario)
+    summary = summarize(model)
+    summary["fidelity"] = model.fidelity()
+    return Result(summary, model.metrics.rows, events, model.fleet.instance_rows, model.scenario)
 
 
 def load_scenario(path, overrides: list[str] | None = None) -> Scenario:

@@ -23,6 +23,7 @@ REL_ERR = 0.005
 
 class Metrics:
     """Records requests on the hot path; closes intervals; keeps the window's totals."""
+    COUNTS = np.int64          # the fast mode (capsim.engine.flow) records expected counts: float64
 
     def __init__(self, kernel, interval: float, warmup: float, horizon: float, probes, outside=0.0):
         """``outside``: seconds every response spends outside the server (a float), or an
@@ -40,8 +41,8 @@ class Metrics:
         self.arrivals = 0
         self.in_system = 0
         self._area, self._t = 0.0, kernel.now
-        self.total_hist = np.zeros((n, self._nb), dtype=np.int64)   # after warm-up
-        self.total_count = np.zeros(n, dtype=np.int64)
+        self.total_hist = np.zeros((n, self._nb), dtype=self.COUNTS)   # after warm-up
+        self.total_count = np.zeros(n, dtype=self.COUNTS)
         self.total_lat = np.zeros(n)
         self.total_arrivals = 0
         self.in_system_at_warmup = 0
@@ -105,9 +106,9 @@ class Metrics:
         self._area += self.in_system * (t1 - self._t)
         self._t = t1
         dt = t1 - t0
-        hist = np.array(self.hist, dtype=np.int64)
+        hist = np.array(self.hist, dtype=self.COUNTS)
         all_counts = hist.sum(axis=0)
-        done = int(all_counts.sum())
+        done = all_counts.sum().item()
         p50, p95, p99 = quantile_from_counts(all_counts, [0.5, 0.95, 0.99], rel_err=REL_ERR, min_value=self._min)
         row = {"t_start": t0, "t_end": t1, "warmup": t1 <= self.warmup, "arrivals": self.arrivals}
         row.update({f"n_{name}": c for name, c in zip(OUTCOMES, self.count)})
@@ -122,7 +123,7 @@ class Metrics:
         self.rows.append(row)
         if not row["warmup"]:
             self.total_hist += hist
-            self.total_count += np.array(self.count, dtype=np.int64)
+            self.total_count += np.array(self.count, dtype=self.COUNTS)
             self.total_lat += np.array(self.lat_sum)
             self.total_arrivals += self.arrivals
             self.total_pool_wait.merge(self.pool_wait)
@@ -130,19 +131,23 @@ class Metrics:
             self.in_system_at_warmup = self.in_system
             for hook in self.on_warmup:
                 hook()
-        for h in self.hist:
-            h[:] = [0] * self._nb
+        self.reset_hist()
         self.count = [0] * len(OUTCOMES)
         self.lat_sum = [0.0] * len(OUTCOMES)
         self.arrivals = 0
         self._area = 0.0
         self.pool_wait.reset()
 
+    def reset_hist(self) -> None:
+        """Empty this interval's histograms (in place: the hot path holds the lists)."""
+        for h in self.hist:
+            h[:] = [0] * self._nb
+
     # -- totals ---------------------------------------------------------------
     def latency_ms(self, outcomes=None) -> dict:
         idx = range(len(OUTCOMES)) if outcomes is None else [OUTCOMES.index(o) for o in outcomes]
         counts = self.total_hist[list(idx)].sum(axis=0)
-        n = int(self.total_count[list(idx)].sum())
+        n = self.total_count[list(idx)].sum().item()
         qs = quantile_from_counts(counts, [0.5, 0.95, 0.99], rel_err=REL_ERR, min_value=self._min)
         mean = float(self.total_lat[list(idx)].sum()) / n if n else float("nan")
         return {"mean": 1000 * mean, "p50": 1000 * float(qs[0]), "p95": 1000 * float(qs[1]),

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from capsim.models.autoscaling import AutoscalerConfig, PredictiveConfig, ScheduleConfig
@@ -21,12 +23,22 @@ from capsim.models.units import Duration, PositiveDuration
 from capsim.models.workload import WorkloadConfig
 from capsim.scenario.slo import SLOConfig
 
-__all__ = ["Scenario", "MetricsConfig"]
+__all__ = ["Scenario", "MetricsConfig", "FlowConfig", "FIDELITIES"]
+
+FIDELITIES = ("request", "flow")
 
 
 class MetricsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     interval: PositiveDuration = Field(60.0, description="time-series resolution")
+
+
+class FlowConfig(BaseModel):
+    """The fast mode (``fidelity: flow``, ``capsim.engine.flow``): closed forms per step instead of requests."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    step: PositiveDuration = Field(10.0, description="length of one fast-mode step; must divide metrics.interval")
+    max_utilisation: float = Field(0.9, gt=0, le=1, description="a step with an event loop, pool or database busier "
+                                                              "than this is flagged: outside the fast mode's validity")
 
 
 class Scenario(BaseModel):
@@ -38,6 +50,10 @@ class Scenario(BaseModel):
     horizon: PositiveDuration = Field(86400.0, description="simulated time")
     warmup: Duration = Field(1800.0, description="excluded from the summary (the time series keeps it, flagged)")
     seed: int = Field(1, ge=0, description="base seed of every random stream (--seed overrides)")
+    fidelity: Literal[FIDELITIES] = Field(  # type: ignore[valid-type]
+        "request", description="request: every request simulated; flow: the fast mode, closed forms per step "
+                               "(flow.step), cross-validated against the request level (capsim run --check)")
+    flow: FlowConfig = Field(default_factory=FlowConfig, description="fast-mode settings (fidelity: flow)")
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     instances: InstancesConfig = Field(default_factory=InstancesConfig)
     autoscaler: AutoscalerConfig | None = Field(None, description="scaling policy; null keeps instances.count")
@@ -64,6 +80,10 @@ class Scenario(BaseModel):
                 bad = [n for n in getattr(self.sockets, field) or [] if n not in names]
                 if bad:
                     raise ValueError(f"sockets.{field}: unknown endpoint {bad[0]!r}; expected one of {sorted(names)}")
+        ratio = self.metrics.interval / self.flow.step
+        if abs(ratio - round(ratio)) > 1e-9 or ratio < 1 - 1e-9:
+            raise ValueError(f"flow.step: expected a divisor of metrics.interval ({self.metrics.interval:g} s), "
+                             f"got {self.flow.step:g} s")
         if self.instances.plan not in self.pricing.plans:
             raise ValueError(f"instances.plan: expected one of {sorted(self.pricing.plans)}, got {self.instances.plan!r}")
         return self

@@ -1,0 +1,91 @@
+"""Queueing closed forms on numpy arrays (one value per step and process).
+
+* ``erlang_c(c, a)``: P(wait) in M/M/c at offered load ``a`` (Erlang B recursion).
+* ``loop_wait``: the event loop's mean wait and P(wait): Pollaczek-Khinchine for one
+  thread (M/G/1, exact mean for Poisson arrivals), Allen-Cunneen for ``c`` threads
+  (Erlang C scaled by (1 + cs^2)/2). Wake-ups: a task that finds the loop idle (probability
+  1 - rho, PASTA) pays ``wakeup_cpu``, so rho = (rho0 + lam w) / (1 + lam w).
+* ``mmcd``: M/M/c+D (the pool: ``c`` connections, deterministic patience D = the acquire
+  timeout), the level-crossing solution of ``capsim.theory.mmcd`` on arrays; D = inf is
+  Erlang C.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["erlang_c", "loop_wait", "mmcd", "RHO_CAP"]
+
+RHO_CAP = 0.995          # the stochastic part is evaluated at most here; the rest is a fluid backlog
+
+
+def erlang_c(c: int, a: np.ndarray) -> np.ndarray:
+    """P(wait > 0) in M/M/c at offered load ``a`` (< c; values >= c give 1)."""
+    a = np.asarray(a, dtype=float)
+    b = np.ones_like(a)
+    for k in range(1, c + 1):
+        b = a * b / (k + a * b)
+    rho = np.minimum(a / c, RHO_CAP)
+    return np.where(a >= c, 1.0, b / (1.0 - rho + rho * b))
+
+
+def loop_wait(lam: np.ndarray, m1: np.ndarray, m2: np.ndarray, threads: int, wakeup: float):
+    """(rho, mean wait, P(wait), work rate) of a FIFO loop with ``threads`` servers.
+
+    ``lam``: tasks per second, ``m1``: work seconds per second (sum lam E[S]), ``m2``:
+    sum lam E[S^2]; ``wakeup``: wall seconds added to a task that finds the loop idle.
+    """
+    if wakeup:
+        lw = lam * wakeup
+        idle_share = 1.0 - np.minimum((m1 + lw) / (1.0 + lw), RHO_CAP * threads) / threads
+        m2 = m2 + lam * idle_share * (2.0 * np.divide(m1, lam, out=np.zeros_like(m1), where=lam > 0) * wakeup
+                                      + wakeup * wakeup)
+        m1 = m1 + lw * idle_share
+    rho = np.minimum(m1 / threads, RHO_CAP)
+    if threads == 1:
+        wait = m2 / (2.0 * (1.0 - rho))
+        p_wait = rho
+    else:
+        mean_s = np.divide(m1, lam, out=np.zeros_like(m1), where=lam > 0)
+        es2 = np.divide(m2, lam, out=np.zeros_like(m2), where=lam > 0)
+        cs2 = np.divide(es2, mean_s * mean_s, out=np.ones_like(es2), where=mean_s > 0) - 1.0
+        p_wait = erlang_c(threads, rho * threads)
+        gap = threads - rho * threads                    # c - a: spare servers (work seconds per second)
+        wait = np.divide(p_wait * (1.0 + cs2) / 2.0 * mean_s, gap, out=np.zeros_like(p_wait), where=gap > 0)
+    return rho, wait, p_wait, m1
+
+
+def mmcd(lam: np.ndarray, mu: np.ndarray, c: int, patience: float) -> dict:
+    """M/M/c+D for arrays ``lam``, ``mu`` (see ``capsim.theory.mmcd``); ``patience`` inf: no abandonment."""
+    lam = np.maximum(np.asarray(lam, dtype=float), 1e-300)
+    mu = np.asarray(mu, dtype=float)
+    a = lam / mu
+    terms = np.ones_like(a)                  # sum_{k<c} pi_k / pi_{c-1}
+    t = np.ones_like(a)
+    for k in range(c - 1, 0, -1):
+        t = t * k / a
+        terms = terms + t
+    b = lam - c * mu
+    if np.isinf(patience):
+        stable = b < 0
+        bb = np.where(stable, b, -1.0)
+        i_low = -lam / bb                    # integral of v/pi_{c-1} over [0, inf)
+        iy_low = lam / (bb * bb)
+        z = terms + i_low
+        p_wait = np.where(stable, i_low / z, 1.0)
+        mean_wait = np.where(stable, iy_low / z, np.inf)
+        p_abandon = np.zeros_like(a)
+        return {"p_wait": p_wait, "p_abandon": p_abandon, "mean_wait_served": mean_wait,
+                "p_wait_served": p_wait}
+    D = float(patience)
+    e = np.exp(np.minimum(b * D, 700.0))
+    small = np.abs(b) < 1e-12
+    bs = np.where(small, 1.0, b)
+    i_low = np.where(small, lam * D, lam * (e - 1.0) / bs)
+    iy_low = np.where(small, lam * D * D / 2, lam * (D * e / bs - (e - 1.0) / (bs * bs)))
+    i_high = lam * e / (c * mu)
+    z = terms + i_low + i_high
+    p_abandon = i_high / z
+    p_served = 1.0 - p_abandon
+    return {"p_wait": (i_low + i_high) / z, "p_abandon": p_abandon,
+            "mean_wait_served": (iy_low / z) / np.maximum(p_served, 1e-300),
+            "p_wait_served": (i_low / z) / np.maximum(p_served, 1e-300)}
