@@ -215,7 +215,8 @@ class FlowEngine:
                           redis_up=bool(shared.available) if shared is not None else True, db_down=model.db.down,
                           rtt=db.rtt, connect_time=(ct.mean, ct.variance), idle_timeout=db.pool.idle_timeout,
                           pool_min=db.pool.min, patience=patience, pool_weights=weights, slots=slots, refuse=refuse,
-                          outside=self.outside, timeout=sc.instances.request_timeout)
+                          outside=self.outside, timeout=sc.instances.request_timeout,
+                          balanced=0.0 if sc.load_balancer.policy == "random" else 1.0)
 
     def _procs(self, ready, procs, share, http, sock, bounds) -> Procs:
         sc, E, S = self.sc, self.ep.count, len(bounds) - 1

@@ -28,11 +28,14 @@ def erlang_c(c: int, a: np.ndarray) -> np.ndarray:
     return np.where(a >= c, 1.0, b / (1.0 - rho + rho * b))
 
 
-def loop_wait(lam: np.ndarray, m1: np.ndarray, m2: np.ndarray, threads: int, wakeup: float):
+def loop_wait(lam: np.ndarray, m1: np.ndarray, m2: np.ndarray, threads: int, wakeup: float, ca2=1.0):
     """(rho, mean wait, P(wait), work rate) of a FIFO loop with ``threads`` servers.
 
     ``lam``: tasks per second, ``m1``: work seconds per second (sum lam E[S]), ``m2``:
-    sum lam E[S^2]; ``wakeup``: wall seconds added to a task that finds the loop idle.
+    sum lam E[S^2]; ``wakeup``: wall seconds added to a task that finds the loop idle;
+    ``ca2``: squared coefficient of variation of the task inter-arrival times (1: Poisson;
+    round robin over n processes makes a request stream Erlang-n, 1/n): the Poisson wait
+    is scaled by Kraemer and Langenbach-Belz's GI/G/c factor ``(ca2 + cs2)/(1 + cs2) g``.
     """
     if wakeup:
         lw = lam * wakeup
@@ -51,14 +54,24 @@ def loop_wait(lam: np.ndarray, m1: np.ndarray, m2: np.ndarray, threads: int, wak
         p_wait = erlang_c(threads, rho * threads)
         gap = threads - rho * threads                    # c - a: spare servers (work seconds per second)
         wait = np.divide(p_wait * (1.0 + cs2) / 2.0 * mean_s, gap, out=np.zeros_like(p_wait), where=gap > 0)
+    ca2 = np.asarray(ca2, dtype=float)
+    if np.any(ca2 != 1.0):
+        mean_s = np.divide(m1, lam, out=np.zeros_like(m1), where=lam > 0)
+        es2 = np.divide(m2, lam, out=np.zeros_like(m2), where=lam > 0)
+        cs2 = np.maximum(np.divide(es2, mean_s * mean_s, out=np.ones_like(es2), where=mean_s > 0) - 1.0, 0.0)
+        r = np.maximum(rho, 1e-9)
+        low = np.exp(-2 * (1 - r) * (1 - ca2) ** 2 / (3 * r * np.maximum(ca2 + cs2, 1e-9)))
+        high = np.exp(-(1 - r) * (ca2 - 1) / np.maximum(ca2 + 4 * cs2, 1e-9))
+        factor = (ca2 + cs2) / (1 + cs2) * np.where(ca2 < 1, low, high)
+        wait = wait * factor
     return rho, wait, p_wait, m1
 
 
 def mmcd(lam: np.ndarray, mu: np.ndarray, c: int, patience: float) -> dict:
     """M/M/c+D for arrays ``lam``, ``mu`` (see ``capsim.theory.mmcd``); ``patience`` inf: no abandonment."""
-    lam = np.maximum(np.asarray(lam, dtype=float), 1e-300)
+    lam = np.maximum(np.asarray(lam, dtype=float), 1e-12)
     mu = np.asarray(mu, dtype=float)
-    a = lam / mu
+    a = np.maximum(lam / mu, 1e-9)
     terms = np.ones_like(a)                  # sum_{k<c} pi_k / pi_{c-1}
     t = np.ones_like(a)
     for k in range(c - 1, 0, -1):

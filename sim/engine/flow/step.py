@@ -68,6 +68,7 @@ class Conditions:
     refuse: np.ndarray              # (K,) share of opens refused (max_connections)
     outside: tuple                  # (mean, var) latency outside the server
     timeout: float | None
+    balanced: float = 1.0           # 1: round robin (Erlang arrivals per process), 0: random
 
 
 @dataclass
@@ -162,7 +163,10 @@ def compute(ep, load: Load, procs: Procs, cond: Conditions) -> StepOut:
         tasks_s2 = (tasks_s2 + rep_s2.sum(-1) + fail_l * rs * rs + opens.sum(-1) * lp.connect_cpu ** 2
                     + procs.pings[None, :] ** 2)
         offered = tasks_m * sc
-        rho, wq, p_wait, work = loop_wait(tasks_l, offered, tasks_s2 * sc * sc, cond.threads, lp.wakeup_cpu * sc)
+        smooth = load.http.sum(-1)[:, None] / P * cond.balanced         # request tasks dealt out in turn
+        ca2 = np.divide(tasks_l - smooth * (1 - 1 / P), tasks_l, out=np.ones_like(tasks_l), where=tasks_l > 0)
+        rho, wq, p_wait, work = loop_wait(tasks_l, offered, tasks_s2 * sc * sc, cond.threads, lp.wakeup_cpu * sc,
+                                          ca2)
         wl = wq
         vw = np.where(p_wait > 0, 2 * wq * wq / np.maximum(p_wait, 1e-300), 0.0) - wq * wq
         # -- the database server(s) and the pool(s) ------------------------------------------------
@@ -182,7 +186,8 @@ def compute(ep, load: Load, procs: Procs, cond: Conditions) -> StepOut:
         hold_e = hold_e + nq * wdb[:, None, None]
         weights = np.maximum(asked, 1e-300)
         hold = (hold_e * weights).sum(-1) / weights.sum(-1)
-        hold = hold + wait_share * last * sc             # with a waiter, it takes over when the releasing task ends
+        last_mean = (weights * last).sum(-1) / weights.sum(-1)
+        hold = hold + wait_share * last_mean * sc        # with a waiter, it takes over when the releasing task ends
         lam_db = asked.sum(-1)
         mu = 1.0 / np.maximum(hold, 1e-9)
         pa = np.zeros((S, P))
@@ -190,16 +195,17 @@ def compute(ep, load: Load, procs: Procs, cond: Conditions) -> StepOut:
         wait_share = np.zeros((S, P))
         for k in range(len(cond.slots)):
             w = cond.pool_weights[k]
-            if w <= 0:
+            if w <= 0 or not lam_db.any():
                 continue
             cmax = procs.pool_max[k]
-            res = [mmcd(lam_db[:, p] * w, mu[:, p], int(cmax[p]), cond.patience) for p in range(P)]
-            pa += w * np.stack([r["p_abandon"] for r in res], axis=1)
-            waits_served += w * np.stack([np.where(np.isfinite(r["mean_wait_served"]), r["mean_wait_served"],
-                                                   1e6) for r in res], axis=1)
-            wait_share += w * np.stack([r["p_wait_served"] for r in res], axis=1)
+            groups = [(int(c), cmax == c) for c in np.unique(cmax)]
+            for c, on in groups:
+                r = mmcd(lam_db[:, on] * w, mu[:, on], c, cond.patience)
+                pa[:, on] += w * r["p_abandon"]
+                waits_served[:, on] += w * np.where(np.isfinite(r["mean_wait_served"]), r["mean_wait_served"], 1e6)
+                wait_share[:, on] += w * r["p_wait_served"]
         p_open = _p_open(lam_db, hold, procs.pool_max[0], cond.idle_timeout, cond.pool_min) \
-            if (cond.connect_time[0] > 0 or lp.connect_cpu > 0) else np.zeros((S, P))
+            if (cond.connect_time[0] > 0 or lp.connect_cpu > 0) and lam_db.any() else np.zeros((S, P))
         result = (rho, offered, p_wait, work)
     rho, offered, p_wait, work = result
 
@@ -303,15 +309,16 @@ def compute(ep, load: Load, procs: Procs, cond: Conditions) -> StepOut:
 def _p_open(lam, hold, cmax, idle_timeout: float, pool_min: int):
     """P(an acquisition opens a connection): the k-th connection closed after ``idle_timeout`` without
     the pool reaching k busy (busy ~ Poisson(lam hold), LIFO reuse keeps the low ones warm)."""
-    from scipy.stats import poisson
     if idle_timeout <= 0 or not np.isfinite(idle_timeout):
         return np.zeros_like(lam)
     m = lam * hold
     top = int(min(np.max(cmax), np.max(m) + 6 * np.sqrt(np.max(m)) + 10))
     out = np.zeros_like(lam)
+    pk = np.exp(-m)                    # P(busy = k)
+    above = np.ones_like(lam)          # P(busy >= k)
     for k in range(top):
-        pk = poisson.pmf(k, m)
-        if k < pool_min:
-            continue
-        out += pk * np.exp(-lam * poisson.sf(k - 1, m) * idle_timeout)
+        if k >= pool_min:
+            out += pk * np.exp(-lam * above * idle_timeout)
+        above = above - pk
+        pk = pk * m / (k + 1)
     return out
