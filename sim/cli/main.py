@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:   # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
+    if getattr(args, "fidelity", None):          # the scenario field, as if given with --set
+        args.overrides = [f"fidelity={args.fidelity}"] + args.overrides
     try:
         if not _cluster_ok(args):
             return 2
@@ -54,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--replications", "-r", type=positive, metavar="R",
                      help="run R replications (seeds spawned from the base seed) and report 95%% intervals")
     _set_option(run)
+    run.add_argument("--check", action="store_true",
+                     help="with --fidelity flow: also run a short request-level window (--check-window) beside it "
+                          "and print the agreement")
+    run.add_argument("--check-window", type=duration, default=1800.0, metavar="DURATION",
+                     help="measured time of the --check runs, after the warm-up (default 30m)")
+    run.add_argument("--check-replications", type=positive, default=3, metavar="R",
+                     help="request-level replications of the --check window (default 3)")
     _experiment_options(run)
     report_options(run)
     run.set_defaults(func=_run)
@@ -112,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=_report)
     val = sub.add_parser("validate", help="check a scenario file; print every problem")
     val.add_argument("file", help="scenario YAML")
-    _set_option(val)
+    _set_option(val, fidelity=False)
     val.set_defaults(func=_validate)
     for name, func, what in (("schema", _schema, "JSON Schema of scenario files (for editors)"),
                              ("docs", _docs, "Markdown reference of every scenario field")):
@@ -122,9 +131,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _set_option(parser: argparse.ArgumentParser) -> None:
+def _set_option(parser: argparse.ArgumentParser, fidelity: bool = True) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", dest="overrides",
                         help="override a field, e.g. database.pool.max=30 or workload.open_loop.0.rate=50/s (repeatable)")
+    if fidelity:
+        parser.add_argument("--fidelity", choices=("request", "flow"),
+                            help="request: simulate every request; flow: the fast mode (closed forms per step); "
+                                 "default: the scenario's fidelity")
 
 
 def _experiment_options(parser: argparse.ArgumentParser, slo: bool = True) -> None:
@@ -166,6 +179,8 @@ def _run(args) -> int:
         print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
         return 2
     result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
+    if args.check:
+        result.summary["fidelity"]["check"] = _check(args, scenario)
     result.write(out)
     if args.quiet:
         print(out)
@@ -175,6 +190,23 @@ def _run(args) -> int:
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
               f"{out / 'scaling_events.csv'}, {out / 'scenario.json'}")
     return write_report(out, args.images, quiet=args.quiet)
+
+
+def _check(args, scenario) -> dict:
+    """``--check``: the fast mode beside the request level on a short window; printed and kept in the summary."""
+    from capsim.experiments.agreement import check, format_agreement
+    from capsim.models.units import human_duration
+    if scenario.fidelity != "flow":
+        print("capsim: --check compares the fast mode with the request level: add --fidelity flow", file=sys.stderr)
+    res = check(scenario, args.check_window, args.check_replications, args.seed, workers=args.workers,
+                progress=not args.quiet)
+    if not args.quiet:
+        print(f"check      the first {human_duration(args.check_window)} after the warm-up: fast mode vs "
+              f"{res['replications']} request-level replications"
+              + ("" if res["valid"] else " (the fast mode flagged this window: see its warnings)"))
+        print(format_agreement(res["rows"]))
+    return {"window_seconds": args.check_window, "replications": res["replications"], "valid": res["valid"],
+            "rows": res["rows"], "agrees": all(r["ok"] is not False for r in res["rows"])}
 
 
 def _report(args) -> int:

@@ -144,6 +144,18 @@ class Arrivals:
         self.sources.append(Source("sessions", ss.request_rate * self.user_seconds_cum, weights / weights.sum(),
                                    "session"))
 
+    def young(self, t: float, window: float) -> tuple[np.ndarray, np.ndarray]:
+        """(ages, expected sessions of each age) of the sessions active at ``t`` younger than ``window``:
+        the starts of each step since, that are still on (the step's middle as their start)."""
+        k = min(int(t / self.h), self.n - 1)
+        j0 = max(0, k - int(window / self.h) - 1)
+        j = np.arange(j0, k + 1)
+        ages = t - (j + 0.5) * self.h
+        on = ages > 0
+        starts = np.diff(self.starts_cum)[j] * survival(self.sessions.session_length, np.maximum(ages, 0.0))
+        keep = on & (ages < window)
+        return ages[keep], starts[keep]
+
     def active_at(self, t: float) -> float:
         """Expected sessions active at ``t``."""
         return _at(self.active, t, self.h)

@@ -18,7 +18,7 @@ import numpy as np
 from capsim.engine.flow.arrivals import Arrivals
 from capsim.engine.flow.cache import CacheModel
 from capsim.engine.flow.latency import tail_beyond
-from capsim.engine.flow.limits import flow_share, quantiles, session_share, trip_probability
+from capsim.engine.flow.limits import by_age, flow_share, quantiles, trip_probability
 from capsim.engine.flow.paths import DB, FATE_OUTCOME, RL, Endpoints
 from capsim.engine.flow.step import Conditions, Load, Procs, compute
 from capsim.models.request import CRASHED, OUTCOMES, TERMINATED, TIMEOUT, UNAVAILABLE
@@ -124,13 +124,31 @@ class FlowEngine:
             self.validity.flag("unavailable", a, t, n)
 
     # -- rate limits -------------------------------------------------------------------------------
-    def _limited(self, stores: int):
-        """(share of session HTTP, share of session socket, share of flow) requests per endpoint limited."""
+    def _limited(self, stores: int, t: float):
+        """(share of session HTTP, share of session socket, share of flow) requests per endpoint limited,
+        at ``t`` (a young session has sent fewer requests in its window: the sessions' ages matter)."""
+        E, rl = self.ep.count, self.sc.rate_limit
+        if rl is None:
+            return np.zeros(E), np.zeros(E), np.zeros(E)
+        per_tier, flow = self._tier_curves(stores)
+        sess = np.zeros(E)
+        ss = self.sc.workload.sessions
+        if ss is not None and per_tier:
+            ages, n = self.arrivals.young(t, rl.window)
+            total = max(self.arrivals.active_at(t), n.sum(), 1e-12)
+            old = max(total - n.sum(), 0.0)
+            for on, (h, first, later) in per_tier.items():
+                mask = np.array(on)
+                young = float(np.interp(ages, h, first) @ n) if len(n) else 0.0
+                sess[mask] = (young + later * old) / total
+        return sess, sess, flow
+
+    def _tier_curves(self, stores: int):
         key = stores
         if key in self._shares:
             return self._shares[key]
         E, rl = self.ep.count, self.sc.rate_limit
-        sess_h, sess_s, flow = np.zeros(E), np.zeros(E), np.zeros(E)
+        curves, flow = {}, np.zeros(E)
         if rl is not None:
             ss = self.sc.workload.sessions
             mix = self.arrivals.sources[0].mix if ss is not None else np.zeros(E)
@@ -142,13 +160,14 @@ class FlowEngine:
                     http = ss.request_rate * float((mix * on * ~self.ep.socket).sum())
                     sock = ss.request_rate * float((mix * on * self.ep.socket).sum())
                     lam = (http / stores if memory else http) + sock
-                    share = session_share(lam, limit, rl.window, self.lengths, rl.per_client)
-                    sess_h[on], sess_s[on] = share, share
+                    grid = np.linspace(0.0, rl.window, 201)
+                    first, later = by_age(lam, limit, rl.window, grid, rl.per_client)
+                    curves[tuple(on)] = (grid, first, later)
                 for src in self.arrivals.sources:
                     if src.client == "flow":
                         count = float((src.flow_counts * on).sum())
                         flow[on] = flow_share(count, limit, stores if memory else 1)
-        self._shares[key] = (sess_h, sess_s, flow)
+        self._shares[key] = (curves, flow)
         return self._shares[key]
 
     # -- serving ---------------------------------------------------------------------------------
@@ -156,7 +175,7 @@ class FlowEngine:
         model, sc = self.model, self.sc
         procs = [p for inst in ready for p in inst.procs]
         P = len(procs)
-        sess_h, sess_s, flow_s = self._limited(P)
+        sess_h, sess_s, flow_s = self._limited(P, 0.5 * (bounds[0] + bounds[-1]))
         sockets = np.array([self.state[i.iid].sockets for i in ready])
         total_sockets = sockets.sum()
         active = max(self.arrivals.active_at(bounds[0]), total_sockets, 1e-12)

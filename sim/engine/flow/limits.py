@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-__all__ = ["excess", "session_share", "flow_share", "quantiles", "trip_probability"]
+__all__ = ["excess", "session_share", "flow_share", "quantiles", "trip_probability", "by_age"]
 
 
 def excess(m, limit: int):
@@ -58,6 +58,21 @@ def session_share(lam: float, limit: int, window: float, lengths: np.ndarray, pe
     rest = np.minimum(lengths - full * span, window)
     rejected = full * excess(lam * window, limit) + excess(lam * rest, limit)
     return float(np.sum(rejected) / np.sum(lam * lengths))
+
+
+def by_age(lam: float, limit: int, window: float, ages: np.ndarray, per_client: bool = True) -> tuple:
+    """(share rejected of a request from a session of each age < window, share of an older session's).
+
+    A request at age u < window is in the session's first window, after Poisson(lam u)
+    others: rejected iff at least ``limit`` came before. Later windows are at a phase
+    uniform over window + 1/lam (the gap before the next window opens)."""
+    from scipy.stats import poisson
+    if lam <= 0:
+        return np.zeros_like(ages), 0.0
+    first = poisson.sf(limit - 1, lam * ages)
+    xs = (np.arange(400) + 0.5) / 400 * window
+    later = float(poisson.sf(limit - 1, lam * xs).mean()) * window / (window + (1.0 / lam if per_client else 0.0))
+    return first, later
 
 
 def flow_share(count: float, limit: int, stores: int) -> float:
