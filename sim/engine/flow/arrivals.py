@@ -99,6 +99,7 @@ class Arrivals:
         self.active = np.zeros(self.n + 1)          # sessions active at the grid points
         self.starts_cum = np.zeros(self.n + 1)      # session starts up to the grid points
         self.sessions = workload.sessions
+        self._oldest = None
         if workload.sessions is not None:
             self._sessions(workload, horizon)
         for i, ol in enumerate(workload.open_loop):
@@ -144,17 +145,20 @@ class Arrivals:
         self.sources.append(Source("sessions", ss.request_rate * self.user_seconds_cum, weights / weights.sum(),
                                    "session"))
 
-    def young(self, t: float, window: float) -> tuple[np.ndarray, np.ndarray]:
-        """(ages, expected sessions of each age) of the sessions active at ``t`` younger than ``window``:
-        the starts of each step since, that are still on (the step's middle as their start)."""
+    def ages(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(ages, expected sessions of each age) of the sessions active at ``t``: the starts of each
+        earlier step still on (the step's middle as their start), back to where few survive."""
         k = min(int(t / self.h), self.n - 1)
-        j0 = max(0, k - int(window / self.h) - 1)
-        j = np.arange(j0, k + 1)
+        if self._oldest is None:
+            dist = self.sessions.session_length
+            lags = np.arange(self.n + 1) * self.h
+            alive = survival(dist, lags)
+            self._oldest = int(np.searchsorted(-alive, -1e-4)) + 1
+        j = np.arange(max(0, k - self._oldest), k + 1)
         ages = t - (j + 0.5) * self.h
-        on = ages > 0
-        starts = np.diff(self.starts_cum)[j] * survival(self.sessions.session_length, np.maximum(ages, 0.0))
-        keep = on & (ages < window)
-        return ages[keep], starts[keep]
+        keep = ages > 0
+        ages = ages[keep]
+        return ages, np.diff(self.starts_cum)[j[keep]] * survival(self.sessions.session_length, ages)
 
     def active_at(self, t: float) -> float:
         """Expected sessions active at ``t``."""

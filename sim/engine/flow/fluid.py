@@ -58,6 +58,7 @@ class FlowEngine:
         self.in_system = 0.0
         self.started = 0.0
         self._shares: dict = {}
+        self._tier_of: dict = {}
         self.validity = None                 # set by the model
         lb = sc.load_balancer.latency
         self.outside = (lb.mean, lb.variance)
@@ -134,13 +135,11 @@ class FlowEngine:
         sess = np.zeros(E)
         ss = self.sc.workload.sessions
         if ss is not None and per_tier:
-            ages, n = self.arrivals.young(t, rl.window)
-            total = max(self.arrivals.active_at(t), n.sum(), 1e-12)
-            old = max(total - n.sum(), 0.0)
-            for on, (h, first, later) in per_tier.items():
-                mask = np.array(on)
-                young = float(np.interp(ages, h, first) @ n) if len(n) else 0.0
-                sess[mask] = (young + later * old) / total
+            ages, n = self.arrivals.ages(t)
+            total = max(float(n.sum()), 1e-12)
+            for on, lam in per_tier.items():
+                sess[np.array(on)] = float(by_age(lam, rl.limits[self._tier_of[on]], rl.window, ages,
+                                                  rl.per_client) @ n) / total
         return sess, sess, flow
 
     def _tier_curves(self, stores: int):
@@ -160,9 +159,8 @@ class FlowEngine:
                     http = ss.request_rate * float((mix * on * ~self.ep.socket).sum())
                     sock = ss.request_rate * float((mix * on * self.ep.socket).sum())
                     lam = (http / stores if memory else http) + sock
-                    grid = np.linspace(0.0, rl.window, 201)
-                    first, later = by_age(lam, limit, rl.window, grid, rl.per_client)
-                    curves[tuple(on)] = (grid, first, later)
+                    curves[tuple(on)] = lam
+                    self._tier_of[tuple(on)] = tier
                 for src in self.arrivals.sources:
                     if src.client == "flow":
                         count = float((src.flow_counts * on).sum())
@@ -275,7 +273,7 @@ class FlowEngine:
                     used = steady > 0.05
                     if used.any():
                         ratio = float(np.min(h[used] / steady[used]))
-                        if ratio < 0.9:
+                        if ratio < 0.8:
                             self.validity.flag("cache", bounds[0], bounds[-1], ratio)
         K = 1 + (sc.database.replicas.count if sc.database.replicas else 0)
         pool_max = np.array([[p.pools[k].max for p in procs] for k in range(K)], dtype=float)

@@ -60,19 +60,20 @@ def session_share(lam: float, limit: int, window: float, lengths: np.ndarray, pe
     return float(np.sum(rejected) / np.sum(lam * lengths))
 
 
-def by_age(lam: float, limit: int, window: float, ages: np.ndarray, per_client: bool = True) -> tuple:
-    """(share rejected of a request from a session of each age < window, share of an older session's).
+def by_age(lam: float, limit: int, window: float, ages: np.ndarray, per_client: bool = True) -> np.ndarray:
+    """Share rejected of the requests of a session at each age.
 
-    A request at age u < window is in the session's first window, after Poisson(lam u)
-    others: rejected iff at least ``limit`` came before. Later windows are at a phase
-    uniform over window + 1/lam (the gap before the next window opens)."""
+    A session's windows follow each other every window + 1/lam (a per-client window opens
+    at the first request after the previous one closed), so at age u it is at phase
+    ``x = u mod (window + 1/lam)`` of its current window, after Poisson(lam x) requests:
+    rejected iff at least ``limit`` came before (none in the gap). Weighting the ages by
+    the active sessions keeps the survivors' bias: short sessions never reach the limit."""
     from scipy.stats import poisson
     if lam <= 0:
-        return np.zeros_like(ages), 0.0
-    first = poisson.sf(limit - 1, lam * ages)
-    xs = (np.arange(400) + 0.5) / 400 * window
-    later = float(poisson.sf(limit - 1, lam * xs).mean()) * window / (window + (1.0 / lam if per_client else 0.0))
-    return first, later
+        return np.zeros_like(ages)
+    span = window + (1.0 / lam if per_client else 0.0)
+    phase = np.mod(ages, span)
+    return np.where(phase < window, poisson.sf(limit - 1, lam * phase), 0.0)
 
 
 def flow_share(count: float, limit: int, stores: int) -> float:
