@@ -20,6 +20,7 @@ from capsim.engine.flow.cache import CacheModel
 from capsim.engine.flow.latency import tail_beyond
 from capsim.engine.flow.limits import by_age, flow_share, quantiles, trip_probability
 from capsim.engine.flow.paths import DB, FATE_OUTCOME, RL, Endpoints
+from capsim.engine.flow.queues import SmoothArrivals
 from capsim.engine.flow.step import Conditions, Load, Procs, compute
 from capsim.models.request import CRASHED, OUTCOMES, TERMINATED, TIMEOUT, UNAVAILABLE
 
@@ -59,6 +60,7 @@ class FlowEngine:
         self.started = 0.0
         self._shares: dict = {}
         self._tier_of: dict = {}
+        self.smooth = SmoothArrivals()
         self.validity = None                 # set by the model
         lb = sc.load_balancer.latency
         self.outside = (lb.mean, lb.variance)
@@ -233,7 +235,7 @@ class FlowEngine:
                           rtt=db.rtt, connect_time=(ct.mean, ct.variance), idle_timeout=db.pool.idle_timeout,
                           pool_min=db.pool.min, patience=patience, pool_weights=weights, slots=slots, refuse=refuse,
                           outside=self.outside, timeout=sc.instances.request_timeout,
-                          balanced=0.0 if sc.load_balancer.policy == "random" else 1.0)
+                          balanced=0.0 if sc.load_balancer.policy == "random" else 1.0, smooth=self.smooth)
 
     def _procs(self, ready, procs, share, http, sock, bounds) -> Procs:
         sc, E, S = self.sc, self.ep.count, len(bounds) - 1

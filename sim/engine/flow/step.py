@@ -69,6 +69,7 @@ class Conditions:
     outside: tuple                  # (mean, var) latency outside the server
     timeout: float | None
     balanced: float = 1.0           # 1: round robin (Erlang arrivals per process), 0: random
+    smooth: object = None           # queues.SmoothArrivals of the run
 
 
 @dataclass
@@ -163,10 +164,22 @@ def compute(ep, load: Load, procs: Procs, cond: Conditions) -> StepOut:
         tasks_s2 = (tasks_s2 + rep_s2.sum(-1) + fail_l * rs * rs + opens.sum(-1) * lp.connect_cpu ** 2
                     + procs.pings[None, :] ** 2)
         offered = tasks_m * sc
-        smooth = load.http.sum(-1)[:, None] / P * cond.balanced         # request tasks dealt out in turn
-        ca2 = np.divide(tasks_l - smooth * (1 - 1 / P), tasks_l, out=np.ones_like(tasks_l), where=tasks_l > 0)
+        # requests dealt out in turn (round robin) arrive as an Erlang-P stream: the share of the loop's
+        # work that comes with them (their replies too) arrives smooth, SCV 1/P; socket requests and pings: 1
+        dealt_share = np.divide(load.http[:, None, :] / P, lam, out=np.zeros_like(lam), where=lam > 0) * cond.balanced
+        dealt = (dealt_share * (m_arr + rep_m + (lk_m if redis else 0.0))).sum(-1)
+        ca2 = np.divide(tasks_m - dealt * (1 - 1 / P), tasks_m, out=np.ones_like(tasks_m), where=tasks_m > 0)
+        kinds = _kinds(lam, m_arr, s2_arr, rep_l, rep_m, rep_s2, sc)
+        smooth = None
+        if cond.threads == 1 and cond.smooth is not None:
+            def smooth(r, c, kinds=kinds):
+                keys = np.round(r / 0.02) * 1000 + np.round(c / 0.05)
+                uniq, inv = np.unique(keys, return_inverse=True)
+                first = [int(np.flatnonzero(inv == u)[0]) for u in range(len(uniq))]
+                vals = np.array([cond.smooth.factor(float(r.flat[i]), float(c.flat[i]), kinds) for i in first])
+                return vals[inv].reshape(r.shape)
         rho, wq, p_wait, work = loop_wait(tasks_l, offered, tasks_s2 * sc * sc, cond.threads, lp.wakeup_cpu * sc,
-                                          ca2)
+                                          ca2, smooth)
         wl = wq
         vw = np.where(p_wait > 0, 2 * wq * wq / np.maximum(p_wait, 1e-300), 0.0) - wq * wq
         # -- the database server(s) and the pool(s) ------------------------------------------------
@@ -304,6 +317,15 @@ def compute(ep, load: Load, procs: Procs, cond: Conditions) -> StepOut:
                    pool_load=pool_load, pool_abandon=pa, held=held, in_use=in_use, waiting=waiting, kept=kept,
                    acquires=(asked.sum(-1) * (1 - down)) * load.dt[:, None], pool_wait=pw, db_fail=db_fail,
                    db_rho=db_rho, query_seconds=qsec, lookups=lookups * dt, hits=lookups * dt * hit)
+
+
+def _kinds(lam, m_arr, s2_arr, rep_l, rep_m, rep_s2, sc):
+    """The task mix of the first step and process: (rates, mean wall seconds, second moments) per kind."""
+    rates = np.concatenate([lam[0, 0], rep_l[0, 0]])
+    work = np.concatenate([m_arr[0, 0], rep_m[0, 0]]) * sc
+    sq = np.concatenate([s2_arr[0, 0], rep_s2[0, 0]]) * sc * sc
+    on = rates > 0
+    return rates[on], work[on] / rates[on], sq[on] / rates[on]
 
 
 def _p_open(lam, hold, cmax, idle_timeout: float, pool_min: int):
