@@ -18,7 +18,7 @@ from capsim.report import experiment_figures as xf
 from capsim.report.data import RunFiles
 from capsim.report.html import Page
 from capsim.report.run_figures import run_figures
-from capsim.results.text import summary_lines
+from capsim.results.text import fidelity_lines, summary_lines
 
 __all__ = ["report_kind", "build_page", "write_report", "run_page", "replications_page", "compare_page",
            "sweep_page", "plan_page"]
@@ -79,6 +79,9 @@ def _run_section(page: Page, run: RunFiles, prefix: str = "") -> Page:
     simulated = int(run.timeseries["arrivals"].sum()) if "arrivals" in run.timeseries else None
     page.table(f"{prefix}Summary", summary_lines(run.summary, simulated),
                "Totals cover the measured window after the warm-up; the curves show the warm-up shaded.")
+    if fidelity_lines(run.summary.get("fidelity")):
+        page.table(f"{prefix}Fast mode: validity", fidelity_lines(run.summary["fidelity"]),
+                   "Expected values from closed forms per step; where a check fired, the request level is the reference.")
     if run.summary.get("slo"):
         page.table(f"{prefix}Objectives and alerts", _slo_rows(run.summary["slo"]))
     for name, fig in run_figures(run).items():

@@ -187,8 +187,8 @@ class FlowModel(Model):
         env.process(self.metrics.process(env))
         if self.controller is not None:
             env.process(self.controller.process(env))
-        if sc.instances.out_of_memory == "restart":
-            env.process(self.fleet.watch_memory(env, tick=sc.flow.step))
+        if sc.instances.out_of_memory == "restart":   # fluid memory moves slowly: checked once per interval
+            env.process(self.fleet.watch_memory(env, tick=sc.metrics.interval))
         self.faults.start(env)
         t = time.perf_counter()
         self.kernel.run(sc.horizon)
