@@ -94,13 +94,21 @@ def sweep_cmd(args) -> int:
     out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-sweep"
     table = sweep(args.file, params, args.replications, args.seed, overrides=args.overrides, out=out,
                   resume=args.resume, slo=slo_of_args(args), workers=args.workers, cluster=args.cluster,
-                  progress=not args.quiet, allow_code=args.allow_code)
+                  progress=not args.quiet, allow_code=args.allow_code, screen=args.screen, confirm=args.confirm,
+                  rank=args.rank)
+    if args.screen:
+        a = table.attrs
+        print(f"screened {a['screen']['point'].nunique()} points in the fast mode ({a['screen_seconds']:.1f} s), "
+              f"ranked by {', '.join(a['rank'])}:")
+        print(format_sweep(a["screen"], list(params), extra=["rank", "confirmed"]))
+        print(f"\nconfirmed the best {len(a['confirmed'])} at the request level, {args.replications} replications each "
+              f"({a['confirm_seconds']:.1f} s):")
     print(format_sweep(table, list(params)))
     a = table.attrs
     if a.get("jobs_resumed"):
         print(f"resumed: {a['jobs_resumed']} runs taken from {out / 'sweep_points.jsonl'}, {a['jobs_run']} run now")
     print(f"wrote {out / 'sweep.csv'}" + (f", {out / 'sweep.parquet'}" if (out / "sweep.parquet").exists() else "")
-          + f", {out / 'sweep_points.jsonl'}")
+          + f", {out / 'sweep_points.jsonl'}" + (f", {out / 'sweep_screen.csv'}" if args.screen else ""))
     rc = write_report(out, args.images)
     if a.get("interrupted"):
         print("interrupted: the table holds the runs that finished; rerun with --resume to complete it", file=sys.stderr)
@@ -112,8 +120,8 @@ SHORT_LABELS = {"monthly_cost_usd": "cost $/month", "latency_ms.mean": "latency 
                 "latency_ms.p95": "latency p95 ms", "error_rate": "error %", "slo.violation_minutes": "SLO violation min"}
 
 
-def format_sweep(table, params: list[str]) -> str:
-    """One line per point: its parameters and the headline metrics' mean ± half-width."""
+def format_sweep(table, params: list[str], extra: list[str] | None = None) -> str:
+    """One line per point: its parameters and the headline metrics' mean ± half-width (and ``extra`` columns)."""
     import pandas as pd
     from capsim.experiments.compare import HEADLINE
     show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "error_rate", "slo.violation_minutes"]
@@ -121,6 +129,7 @@ def format_sweep(table, params: list[str]) -> str:
     for _, g in table.groupby("point", sort=True):
         first = g.iloc[0]
         row = {p: first[p] for p in params}
+        row.update({c: first[c] for c in extra or []})
         by = g.dropna(subset=["metric"]).set_index("metric")
         for m in show:
             label, unit, _, scale = HEADLINE[m]

@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     swp.add_argument("--resume", action="store_true", help="skip the (point, replication) runs already in DIR/sweep_points.jsonl")
     swp.add_argument("--quiet", action="store_true", help="no progress lines")
     swp.add_argument("--allow-code", action="store_true", help="as for run")
+    _screen_options(swp, "points")
+    swp.add_argument("--rank", action="append", metavar="METRIC",
+                     help="with --screen: order the screened points by this summary metric, ascending ('-METRIC': "
+                          "descending; repeatable, ties broken by the next; default: slo.violation_minutes, then "
+                          "monthly_cost_usd)")
     _set_option(swp)
     _experiment_options(swp)
     report_options(swp)
@@ -111,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     pln.add_argument("--error-rate", type=float, default=0.01, help="objective: error rate (default 0.01 = 1%%)")
     pln.add_argument("--out", help="output directory (default: capsim-out/<scenario name>-plan)")
     pln.add_argument("--quiet", action="store_true", help="no progress lines")
+    _screen_options(pln, "configurations per level")
     _set_option(pln)
     _experiment_options(pln, slo=False)
     report_options(pln)
@@ -138,6 +144,14 @@ def _set_option(parser: argparse.ArgumentParser, fidelity: bool = True) -> None:
         parser.add_argument("--fidelity", choices=("request", "flow"),
                             help="request: simulate every request; flow: the fast mode (closed forms per step); "
                                  "default: the scenario's fidelity")
+
+
+def _screen_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--screen", choices=("flow",),
+                        help="multi-fidelity: screen every configuration in the fast mode (once each), then confirm "
+                             "the best at the request level with the replications")
+    parser.add_argument("--confirm", type=positive, default=3, metavar="K",
+                        help=f"with --screen: {what} confirmed at the request level (default 3)")
 
 
 def _experiment_options(parser: argparse.ArgumentParser, slo: bool = True) -> None:

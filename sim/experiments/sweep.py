@@ -21,9 +21,10 @@ from capsim.experiments.parallel import Progress
 from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
-__all__ = ["sweep", "split_values", "parse_value", "write_sweep", "policy_hint", "STAT_COLUMNS"]
+__all__ = ["sweep", "split_values", "parse_value", "write_sweep", "policy_hint", "STAT_COLUMNS", "RANK", "screen_order"]
 
 STAT_COLUMNS = ["mean", "ci_low", "ci_high", "half_width", "n"]
+RANK = ["slo.violation_minutes", "monthly_cost_usd"]   # screening: fewest SLO-violation minutes, then cheapest
 
 
 def split_values(text: str) -> list[str]:
@@ -74,10 +75,32 @@ def _key(scenario, seed: int, slo: SLOConfig | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def screen_order(table: pd.DataFrame, rank: list[str]) -> list[int]:
+    """Points of a (screening) table best first: by each ``rank`` metric ascending (``-name``:
+    descending), points the fast mode flagged invalid after the valid ones, failed points last."""
+    wide = table.dropna(subset=["metric"]).pivot_table(index="point", columns="metric", values="mean",
+                                                        aggfunc="first")
+    keys = []
+    for point in sorted(table["point"].unique()):
+        row = wide.loc[point] if point in wide.index else None
+        if row is None:
+            keys.append(((2,), point))
+            continue
+        valid = row.get("fidelity.valid", 1.0)
+        vals = []
+        for r in rank:
+            sign, name = (-1, r[1:]) if r.startswith("-") else (1, r)
+            v = row.get(name)
+            vals.append(float("inf") if v is None or v != v else sign * float(v))
+        keys.append(((0 if valid == 1.0 else 1, *vals), point))
+    return [int(p) for _, p in sorted(keys)]
+
+
 def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
           overrides: list[str] | None = None, out=None, resume: bool = False, slo: SLOConfig | None = None,
           workers: int | None = None, cluster=None, progress: bool = True, allow_code: bool = False,
-          on_result=None) -> pd.DataFrame:
+          on_result=None, screen: str | None = None, confirm: int = 3, rank: list[str] | None = None,
+          only: list[int] | None = None) -> pd.DataFrame:
     """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
 
     One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
@@ -87,8 +110,18 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
     ``resume=True`` skips those already there. ``sweep.csv`` (and ``sweep.parquet`` with
     pyarrow) are written at the end, or with what finished when interrupted
     (``table.attrs["interrupted"]``).
+
+    ``screen="flow"``: multi-fidelity. Every point runs once in the fast mode (``fidelity:
+    flow``, deterministic), points are ordered by ``rank`` (default ``RANK``: fewest
+    SLO-violation minutes, then the cheapest; fast-mode runs flagged invalid after the
+    valid ones), and only the best ``confirm`` run at the request level with
+    ``replications``. The table holds the confirmed points; ``table.attrs["screen"]`` the
+    screening table (also ``out/sweep_screen.csv``), ``attrs["confirmed"]`` their points.
     """
     from capsim.scenario.problems import ScenarioError
+    if screen is not None:
+        return _screened(scenario, params, replications, seed, overrides, out, resume, slo, workers, cluster,
+                         progress, allow_code, on_result, screen, confirm, rank or RANK)
     names = list(params)
     points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
     scenarios, errors = [], {}
@@ -118,7 +151,7 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
     todo, keys = [], {}
     for i, sc in enumerate(scenarios):
         for r, s in enumerate(seeds):
-            if sc is None:
+            if sc is None or (only is not None and i not in only):
                 continue
             k = _key(sc, s, slo)
             keys[(i, r)] = k
@@ -139,11 +172,40 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
 
     _, interrupted = run_all([t[3] for t in todo], workers, cluster,
                              Progress(len(todo), "capsim sweep", enabled=progress), record)
+    if only is not None:
+        errors = {i: e for i, e in errors.items() if i in set(only)}
     table = _tidy(points, names, seeds, keys, done, errors)
     table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
                        jobs_resumed=len(keys) - len(todo), base_seed=base)
     if out is not None:
         write_sweep(table, out)
+    return table
+
+
+def _screened(scenario, params, replications, seed, overrides, out, resume, slo, workers, cluster, progress,
+              allow_code, on_result, screen, confirm, rank) -> pd.DataFrame:
+    """Screen every point in ``screen`` fidelity, confirm the best ``confirm`` at the request level."""
+    import time
+    if screen != "flow":
+        raise ValueError(f"screen: expected 'flow', got {screen!r}")
+    t0 = time.perf_counter()
+    flow = sweep(scenario, params, 1, seed, overrides=list(overrides or []) + ["fidelity=flow"], slo=slo,
+                 workers=workers, cluster=cluster, progress=progress, allow_code=allow_code)
+    t1 = time.perf_counter()
+    order = screen_order(flow, rank)
+    chosen = order[:confirm]
+    table = sweep(scenario, params, replications, seed, overrides=list(overrides or []) + ["fidelity=request"],
+                  out=out, resume=resume, slo=slo, workers=workers, cluster=cluster, progress=progress,
+                  allow_code=allow_code, on_result=on_result, only=chosen)
+    table = table[table["point"].isin(chosen)].reset_index(drop=True)
+    flow = flow.assign(rank=flow["point"].map({p: i + 1 for i, p in enumerate(order)}),
+                       confirmed=flow["point"].isin(chosen))
+    table.attrs.update(confirmed=chosen, rank=rank, screen_seconds=round(t1 - t0, 3),
+                       confirm_seconds=round(time.perf_counter() - t1, 3))
+    if out is not None:
+        write_sweep(table, out)                     # the confirmed points (parquet keeps attrs: JSON ones only)
+        flow.to_csv(Path(out) / "sweep_screen.csv", index=False)
+    table.attrs["screen"] = flow
     return table
 
 
