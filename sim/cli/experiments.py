@@ -161,7 +161,8 @@ def plan_cmd(args) -> int:
                            max_instances=args.max_instances,
                            replications=args.replications, seed=args.seed, measured=args.horizon,
                            warmup=args.warmup, latency_mean_ms=args.latency_ms, error_rate=args.error_rate,
-                           workers=args.workers, cluster=args.cluster, progress=not args.quiet)
+                           workers=args.workers, cluster=args.cluster, progress=not args.quiet, screen=args.screen,
+                           confirm=args.confirm)
     print(result.format())
     out = Path(args.out) if args.out else Path("capsim-out") / f"{slug(base.name)}-plan"
     print("wrote " + ", ".join(str(f) for f in result.write(out)))
