@@ -21,11 +21,18 @@ import numpy as np
 from capsim.models.distributions import Constant, Exponential, Uniform
 from capsim.models.workload import Calendar
 
-__all__ = ["Source", "Arrivals", "integrated_survival", "survival"]
+__all__ = ["Source", "Arrivals", "integrated_survival", "survival", "convolve"]
+
+
+def convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Full linear convolution by FFT (numpy only: scipy.signal takes seconds to import)."""
+    n = len(a) + len(b) - 1
+    size = 1 << (n - 1).bit_length()
+    return np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(b, size), size)[:n]
 
 
 def survival(dist, x: np.ndarray) -> np.ndarray:
-    """P(L > x) of a session-length distribution (scipy.stats where there is no simple form)."""
+    """P(L > x) of a session-length distribution (closed forms with scipy.special)."""
     x = np.asarray(x, dtype=float)
     if isinstance(dist, Constant):
         return (x < dist.value).astype(float)
@@ -35,11 +42,13 @@ def survival(dist, x: np.ndarray) -> np.ndarray:
         if dist.high == dist.low:
             return (x < dist.low).astype(float)
         return np.clip((dist.high - x) / (dist.high - dist.low), 0.0, 1.0)
-    from scipy import stats
+    from scipy.special import erfc, gammaincc
     if dist.dist == "lognormal":
-        return stats.lognorm(s=dist.sigma, scale=math.exp(dist.mu)).sf(x)
+        with np.errstate(divide="ignore"):
+            z = (np.log(np.maximum(x, 0.0)) - dist.mu) / (dist.sigma * math.sqrt(2.0))
+        return 0.5 * erfc(z)
     if dist.dist == "gamma":
-        return stats.gamma(a=dist.shape, scale=dist.scale).sf(x)
+        return gammaincc(dist.shape, np.maximum(x, 0.0) / dist.scale)
     values = np.sort(np.asarray(dist.samples, dtype=float))          # empirical
     return 1.0 - np.searchsorted(values, x, side="right") / len(values)
 
@@ -127,7 +136,6 @@ class Arrivals:
         return np.interp(self.grid, knots, cums)
 
     def _sessions(self, workload, horizon: float) -> None:
-        from scipy.signal import fftconvolve
         ss, h = workload.sessions, self.h
         self.starts_cum = self._start_rate_cum(workload)
         starts = np.diff(self.starts_cum)                       # R_j, expected starts in step j
@@ -136,10 +144,10 @@ class Arrivals:
         g_next = integrated_survival(ss.session_length, (lags + 0.5) * h, horizon)
         kernel = g_next - g                                      # user-seconds in step j + d of one start in j
         kernel[0] = integrated_survival(ss.session_length, np.array([0.5 * h]), horizon)[0]
-        user_seconds = fftconvolve(starts, kernel[:len(starts)])[:len(starts)]
+        user_seconds = convolve(starts, kernel[:len(starts)])[:len(starts)]
         user_seconds = np.maximum(user_seconds, 0.0)
         alive = survival(ss.session_length, (lags[1:] - 0.5) * h)   # active at a grid point from a start a step earlier
-        self.active[1:] = np.maximum(fftconvolve(starts, alive)[:len(starts)], 0.0)
+        self.active[1:] = np.maximum(convolve(starts, alive)[:len(starts)], 0.0)
         self.user_seconds_cum = np.concatenate([[0.0], np.cumsum(user_seconds)])
         weights = np.array([e.weight for e in workload.endpoints.values()], dtype=float)
         self.sources.append(Source("sessions", ss.request_rate * self.user_seconds_cum, weights / weights.sum(),

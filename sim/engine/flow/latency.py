@@ -46,23 +46,22 @@ class GammaPlacer:
     def __init__(self, inv_log_gamma: float, offset: int, nbuckets: int):
         self.log_gamma, self.offset, self.nb = 1.0 / inv_log_gamma, offset, nbuckets
         self.delta = self.log_gamma / SUB
-        key = (round(self.log_gamma, 12),)
-        if key not in self._tables:
-            self._tables[key] = self._build()
-        self.log_k, self.lows, self.cdfs = self._tables[key]
+        key = round(self.log_gamma, 12)
+        if key not in self._tables:             # shapes' tables, built when first needed
+            self._tables[key] = ([None] * K_POINTS, [None] * K_POINTS)
+        self.log_k = np.linspace(math.log(K_MIN), math.log(K_MAX), K_POINTS)
+        self.lows, self.cdfs = self._tables[key]
 
-    def _build(self):
-        from scipy.special import gammainc, gammaincinv
-        ks = np.exp(np.linspace(math.log(K_MIN), math.log(K_MAX), K_POINTS))
-        lows, cdfs = [], []
-        for k in ks:
+    def _table(self, j: int):
+        if self.cdfs[j] is None:
+            from scipy.special import gammainc, gammaincinv
+            k = math.exp(self.log_k[j])
             lo = math.log(max(gammaincinv(k, TAIL), 1e-300))
             hi = math.log(gammaincinv(k, 1 - TAIL))
             m = int(math.ceil((hi - lo) / self.delta)) + 1
-            y = lo + self.delta * np.arange(m)
-            lows.append(lo)
-            cdfs.append(gammainc(k, np.exp(y)))
-        return np.log(ks), np.array(lows), cdfs
+            self.lows[j] = lo
+            self.cdfs[j] = gammainc(k, np.exp(lo + self.delta * np.arange(m)))
+        return self.lows[j], self.cdfs[j]
 
     def bucket(self, x: float) -> int:
         if x <= 0:
@@ -79,10 +78,11 @@ class GammaPlacer:
             return
         k = mean * mean / var
         j = int(round((math.log(max(k, K_MIN)) - self.log_k[0]) / (self.log_k[1] - self.log_k[0])))
-        j = min(max(j, 0), len(self.lows) - 1)
+        j = min(max(j, 0), K_POINTS - 1)
         theta = mean / math.exp(self.log_k[j])     # keep the mean exact on the rounded shape
-        table, sub = self.cdfs[j], SUB
-        c = int(round(self.offset * sub - (math.log(theta) + self.lows[j]) / self.delta))
+        low, table = self._table(j)
+        sub = SUB
+        c = int(round(self.offset * sub - (math.log(theta) + low) / self.delta))
         i_min = -((c) // sub) if c <= 0 else -(c // sub)
         while sub * i_min + c < 0:
             i_min += 1

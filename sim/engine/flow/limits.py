@@ -24,14 +24,20 @@ import math
 
 import numpy as np
 
-__all__ = ["excess", "session_share", "flow_share", "quantiles", "trip_probability", "by_age"]
+__all__ = ["excess", "session_share", "flow_share", "quantiles", "trip_probability", "by_age", "poisson_cdf"]
+
+
+def poisson_cdf(k: int, m):
+    """P(N <= k) for N ~ Poisson(m): the regularised upper incomplete gamma Q(k + 1, m)."""
+    from scipy.special import gammaincc
+    m = np.asarray(m, dtype=float)
+    return np.ones_like(m) * 0.0 if k < 0 else gammaincc(k + 1, m)
 
 
 def excess(m, limit: int):
     """E[(N - limit)+] for N ~ Poisson(m) (arrays)."""
-    from scipy.stats import poisson
     m = np.asarray(m, dtype=float)
-    return np.maximum(m - limit + limit * poisson.cdf(limit - 1, m) - m * poisson.cdf(limit - 2, m), 0.0)
+    return np.maximum(m - limit + limit * poisson_cdf(limit - 1, m) - m * poisson_cdf(limit - 2, m), 0.0)
 
 
 def quantiles(dist, n: int = 200) -> np.ndarray:
@@ -41,12 +47,14 @@ def quantiles(dist, n: int = 200) -> np.ndarray:
         return np.full(n, float(dist.value))
     if dist.dist == "empirical":
         return np.quantile(np.asarray(dist.samples, dtype=float), u)
-    from scipy import stats
-    frozen = {"exponential": lambda: stats.expon(scale=dist.mean),
-              "lognormal": lambda: stats.lognorm(s=dist.sigma, scale=math.exp(dist.mu)),
-              "gamma": lambda: stats.gamma(a=dist.shape, scale=dist.scale),
-              "uniform": lambda: stats.uniform(loc=dist.low, scale=dist.high - dist.low)}[dist.dist]()
-    return frozen.ppf(u)
+    from scipy.special import gammaincinv, ndtri
+    if dist.dist == "exponential":
+        return -dist.mean * np.log1p(-u)
+    if dist.dist == "lognormal":
+        return np.exp(dist.mu + dist.sigma * ndtri(u))
+    if dist.dist == "gamma":
+        return gammaincinv(dist.shape, u) * dist.scale
+    return dist.low + u * (dist.high - dist.low)
 
 
 def session_share(lam: float, limit: int, window: float, lengths: np.ndarray, per_client: bool = True) -> float:
@@ -68,12 +76,11 @@ def by_age(lam: float, limit: int, window: float, ages: np.ndarray, per_client: 
     ``x = u mod (window + 1/lam)`` of its current window, after Poisson(lam x) requests:
     rejected iff at least ``limit`` came before (none in the gap). Weighting the ages by
     the active sessions keeps the survivors' bias: short sessions never reach the limit."""
-    from scipy.stats import poisson
     if lam <= 0:
         return np.zeros_like(ages)
     span = window + (1.0 / lam if per_client else 0.0)
     phase = np.mod(ages, span)
-    return np.where(phase < window, poisson.sf(limit - 1, lam * phase), 0.0)
+    return np.where(phase < window, 1.0 - poisson_cdf(limit - 1, lam * phase), 0.0)
 
 
 def flow_share(count: float, limit: int, stores: int) -> float:
@@ -86,7 +93,6 @@ def flow_share(count: float, limit: int, stores: int) -> float:
 
 def trip_probability(lam, cap: float, window: float):
     """P(a bucket of ``window`` seconds holds more than ``cap`` arrivals) at Poisson rate ``lam``."""
-    from scipy.stats import poisson
     if math.isinf(cap):
         return np.zeros_like(np.asarray(lam, dtype=float))
-    return poisson.sf(math.floor(cap), np.asarray(lam, dtype=float) * window)
+    return 1.0 - poisson_cdf(math.floor(cap), np.asarray(lam, dtype=float) * window)

@@ -144,6 +144,12 @@ def mmcd(lam: np.ndarray, mu: np.ndarray, c: int, patience: float) -> dict:
             "p_wait_served": (i_low / z) / np.maximum(p_served, 1e-300)}
 
 
+def _gamma_pdf(x, k: float, theta: float):
+    from scipy.special import gammaln
+    k = min(k, 1e4)
+    return np.exp((k - 1) * np.log(x / theta) - x / theta - gammaln(k)) / theta
+
+
 def lindley_mean_wait(lam: float, ca2: float, rates, means, second, points: int = 2048, tol: float = 1e-4) -> float:
     """Mean wait of a GI/G/1 queue by Lindley's recursion on a grid (W' = max(0, W + S - A)).
 
@@ -151,8 +157,7 @@ def lindley_mean_wait(lam: float, ca2: float, rates, means, second, points: int 
     (1: Poisson); service: a mixture of gammas, one per task kind (``rates`` as weights,
     ``means`` and ``second`` moments). Used for the ratio to the Poisson case: two moments
     cannot tell that smooth arrivals rarely meet a short task still running."""
-    from scipy.signal import fftconvolve
-    from scipy.stats import gamma
+    from capsim.engine.flow.arrivals import convolve as fftconvolve
     rates, means, second = (np.asarray(x, dtype=float) for x in (rates, means, second))
     keep = (rates > 0) & (means > 0)
     rates, means, second = rates[keep], means[keep], second[keep]
@@ -165,10 +170,10 @@ def lindley_mean_wait(lam: float, ca2: float, rates, means, second, points: int 
     x = (np.arange(points) + 0.5) * dx
     dens = np.zeros(points)
     for wi, m, v in zip(w, means, var):
-        dens += wi * gamma(a=m * m / v, scale=v / m).pdf(x)
+        dens += wi * _gamma_pdf(x, m * m / v, v / m)
     s = dens / max(dens.sum(), 1e-300)
     ka = 1.0 / max(ca2, 1e-3)
-    a = gamma(a=ka, scale=1.0 / (lam * ka)).pdf(x)
+    a = _gamma_pdf(x, ka, 1.0 / (lam * ka))
     a = a / max(a.sum(), 1e-300)
     inc = fftconvolve(s, a[::-1])                  # S - A on offsets -(points-1) .. points-1 (in cells)
     inc = np.maximum(inc, 0.0)
