@@ -48,6 +48,7 @@ class CacheModel:
         self.nu_all, self.nu_one = wild, one
         self.session_end = 1.0 / sessions_length_mean if sessions_length_mean else 0.0
         self.capacity = config.max_keys
+        self.warm = 4.0 * float(self.ttl.max())
         self._memo: dict = {}
 
     def _key_rates(self, rates: np.ndarray, clients: float):
@@ -65,9 +66,13 @@ class CacheModel:
         return out
 
     def _char_time(self, per_class) -> float:
+        lam = np.concatenate([np.broadcast_to(lam, np.shape(lam)) for lam, _, _ in per_class])
+        keep = np.concatenate([np.broadcast_to(lam_i * lam_i / np.maximum(lam_i + np.broadcast_to(nu, np.shape(lam_i)),
+                                                                           1e-300) / np.maximum(lam_i, 1e-300),
+                                               np.shape(lam_i)) * w for lam_i, nu, w in per_class])
+
         def occupied(t):
-            return sum(w * np.sum(-np.expm1(-lam * t) * lam / np.maximum(lam + nu, 1e-300))
-                       for lam, nu, w in per_class)
+            return float(np.dot(-np.expm1(-lam * t), keep))
         if occupied(1e12) <= self.capacity:
             return math.inf
         from scipy.optimize import brentq
@@ -90,6 +95,8 @@ class CacheModel:
     def rates(self, rates: np.ndarray, clients: float, age: float = math.inf) -> tuple[np.ndarray, float]:
         """(hit rate per class, expected entries) of a store with class request ``rates`` (1/s),
         ``clients`` active sessions whose keys it holds, ``age`` seconds since it started empty."""
+        if age > self.warm:
+            age = math.inf                       # older than every entry's life: warm
         key = (tuple(int(round(math.log(r) / ROUND)) if r > 0 else None for r in rates),
                int(round(math.log(clients + 1.0) / ROUND)),
                None if math.isinf(age) else int(round(math.log(age + 1.0) / ROUND)))

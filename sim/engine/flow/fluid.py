@@ -59,7 +59,6 @@ class FlowEngine:
         self.in_system = 0.0
         self.started = 0.0
         self._shares: dict = {}
-        self._tier_of: dict = {}
         self.smooth = SmoothArrivals()
         self.validity = None                 # set by the model
         lb = sc.load_balancer.latency
@@ -139,9 +138,9 @@ class FlowEngine:
         if ss is not None and per_tier:
             ages, n = self.arrivals.ages(t)
             total = max(float(n.sum()), 1e-12)
-            for on, lam in per_tier.items():
-                sess[np.array(on)] = float(by_age(lam, rl.limits[self._tier_of[on]], rl.window, ages,
-                                                  rl.per_client) @ n) / total
+            for on, (span, table) in per_tier.items():
+                phase = np.mod(ages, span) * ((len(table) - 1) / span)
+                sess[np.array(on)] = float(np.interp(phase, np.arange(len(table)), table) @ n) / total
         return sess, sess, flow
 
     def _tier_curves(self, stores: int):
@@ -161,8 +160,9 @@ class FlowEngine:
                     http = ss.request_rate * float((mix * on * ~self.ep.socket).sum())
                     sock = ss.request_rate * float((mix * on * self.ep.socket).sum())
                     lam = (http / stores if memory else http) + sock
-                    curves[tuple(on)] = lam
-                    self._tier_of[tuple(on)] = tier
+                    span = rl.window + (1.0 / lam if rl.per_client and lam > 0 else 0.0)
+                    curves[tuple(on)] = (span, by_age(lam, limit, rl.window, np.linspace(0.0, span, 4001),
+                                                      rl.per_client))
                 for src in self.arrivals.sources:
                     if src.client == "flow":
                         count = float((src.flow_counts * on).sum())
