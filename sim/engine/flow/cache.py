@@ -16,7 +16,8 @@ its session). Hits per fill cycle:
 
 the hit rate of a key is H / (1 + H). A store younger than its entries' lives is not
 warm: a request at age a hits only if its key was read since (``1 - exp(-lam_i a)``).
-Results are memoised on the store's rates rounded to 2% (the daily curve repeats).
+Results are memoised on the store's rates rounded to 5% (the daily curve repeats; a hit
+rate moves by well under a point when a class's rate moves by 5%).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 
 __all__ = ["CacheModel"]
 
-ROUND = 0.02           # memoisation: rates and ages rounded to 2% in log space
+ROUND = 0.05           # memoisation: rates and ages rounded to 5% in log space
 
 
 class CacheModel:

@@ -24,7 +24,9 @@ from capsim.engine.flow.queues import SmoothArrivals
 from capsim.engine.flow.step import Conditions, Load, Procs, compute
 from capsim.models.request import CRASHED, OUTCOMES, TERMINATED, TIMEOUT, UNAVAILABLE
 
-__all__ = ["FlowEngine"]
+__all__ = ["FlowEngine", "AGES_EVERY"]
+
+AGES_EVERY = 300.0       # seconds: the rate-limited shares (from the sessions' ages) are recomputed this often
 
 
 class _Inst:
@@ -59,6 +61,7 @@ class FlowEngine:
         self.in_system = 0.0
         self.started = 0.0
         self._shares: dict = {}
+        self._limited_memo: dict = {}
         self.smooth = SmoothArrivals()
         self.validity = None                 # set by the model
         lb = sc.load_balancer.latency
@@ -132,6 +135,9 @@ class FlowEngine:
         E, rl = self.ep.count, self.sc.rate_limit
         if rl is None:
             return np.zeros(E), np.zeros(E), np.zeros(E)
+        slot = (stores, int(t // AGES_EVERY))          # the ages' mix moves slowly: once per slot
+        if slot in self._limited_memo:
+            return self._limited_memo[slot]
         per_tier, flow = self._tier_curves(stores)
         sess = np.zeros(E)
         ss = self.sc.workload.sessions
@@ -141,6 +147,9 @@ class FlowEngine:
             for on, (span, table) in per_tier.items():
                 phase = np.mod(ages, span) * ((len(table) - 1) / span)
                 sess[np.array(on)] = float(np.interp(phase, np.arange(len(table)), table) @ n) / total
+        if len(self._limited_memo) > 64:
+            self._limited_memo.clear()
+        self._limited_memo[slot] = (sess, sess, flow)
         return sess, sess, flow
 
     def _tier_curves(self, stores: int):
