@@ -25,14 +25,26 @@ def default_scenario() -> Scenario:
 
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
-        allow_code: bool = False) -> Result:
+        allow_code: bool = False, request_log=None) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
     ``decide(obs)``) used instead of the scenario's. ``allow_code``: let a scenario's
-    ``autoscaler: {policy: custom, path: ...}`` import its class.
+    ``autoscaler: {policy: custom, path: ...}`` import its class. ``request_log``: also write
+    every request's timings to this CSV file (``capsim.engine.request_log``).
     """
-    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code).run()
+    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code)
+    if request_log is None:
+        model.run()
+    else:
+        from capsim.engine.request_log import RequestLogWriter
+        writer = RequestLogWriter(model, request_log)
+        try:
+            model.run()
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
     return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario)
 

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="let the scenario import the custom policy class it names (autoscaler.path)")
     run.add_argument("--replications", "-r", type=positive, metavar="R",
                      help="run R replications (seeds spawned from the base seed) and report 95%% intervals")
+    run.add_argument("--request-log", metavar="FILE",
+                     help="also write every request's timings to this CSV, as a Node server would log them "
+                          "(and FILE's process totals beside it; one run, not with --replications)")
     _set_option(run)
     _experiment_options(run)
     report_options(run)
@@ -159,9 +162,12 @@ def _run(args) -> int:
     slo = slo_of_args(args)
     out = Path(args.out) if args.out else Path("capsim-out") / slug(scenario.name)
     if args.replications:
+        if args.request_log:
+            print("capsim run: --request-log writes one run's log: leave out --replications", file=sys.stderr)
+            return 2
         return exp.replications(args, scenario, slo, out)
     try:
-        result = capsim.run(scenario, args.seed, allow_code=args.allow_code)
+        result = capsim.run(scenario, args.seed, allow_code=args.allow_code, request_log=args.request_log)
     except CodeNotAllowed as exc:
         print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
         return 2
@@ -174,6 +180,9 @@ def _run(args) -> int:
         print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
               f"{out / 'scaling_events.csv'}, {out / 'scenario.json'}")
+        if args.request_log:
+            from capsim.engine.request_log import stats_path
+            print(f"request log {args.request_log} (process totals: {stats_path(args.request_log)})")
     return write_report(out, args.images, quiet=args.quiet)
 
 
