@@ -48,6 +48,7 @@ class LoopEstimate:
     pairs: int                          # back-to-back pairs behind the split
     wakeups_per_request: float
     idle_reply: np.ndarray = field(repr=False, default=None)   # per DB request: its reply woke the loop
+    db_index: object = field(repr=False, default=None)          # those DB requests' index in the log's frame
     notes: list[str] = field(default_factory=list)
 
     def config(self) -> dict:
@@ -88,7 +89,8 @@ def estimate_event_loop(log: RequestLog) -> LoopEstimate:
     proc = log.process
     if not proc.get("elu_active"):
         raise ValueError(f"{log.name}: the event loop needs the process's event-loop active time over the window")
-    f = log.frame.sort_values("srv_in").reset_index(drop=True)
+    order = log.frame.sort_values("srv_in", kind="stable")
+    f = order.reset_index(drop=True)
     m = f[f.measured]
     notes = []
     n = len(m)
@@ -135,4 +137,4 @@ def estimate_event_loop(log: RequestLog) -> LoopEstimate:
                  f"found the loop idle")
     notes.append(f"helper_cpu = {helper:.3f}: helper threads' CPU over the main thread's in the window")
     return LoopEstimate(request_cpu, response_cpu, query_cpu, wakeup, helper, max(0.0, outside), per_request,
-                        len(gaps), wakes / n, idle_reply, notes)
+                        len(gaps), wakes / n, idle_reply, order.index[(f.db == 1).to_numpy()], notes)

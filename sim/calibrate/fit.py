@@ -16,7 +16,7 @@ from scipy import stats
 
 from capsim.models.distributions import Constant, Exponential, Gamma, LogNormal
 
-__all__ = ["Fit", "fit_distribution", "mean_interval", "MIN_SAMPLES"]
+__all__ = ["Fit", "fit_distribution", "mean_interval", "frozen", "MIN_SAMPLES"]
 
 MIN_SAMPLES = 20           # fewer values than this: no fit (the caller says how many it needs)
 _Z99 = stats.norm.ppf(0.99)
@@ -33,6 +33,7 @@ class Fit:
     ks: float
     ks_p: float
     aic: dict = field(default_factory=dict)        # family -> AIC of every candidate that could be fitted
+    values: np.ndarray | None = field(default=None, repr=False, compare=False)   # the sample (for figures)
 
     def describe(self) -> str:
         lo, hi = self.mean_ci
@@ -76,7 +77,7 @@ def fit_distribution(values) -> Fit:
         raise ValueError(f"{int(np.sum(x < 0))} negative durations: expected values >= 0")
     mean, ci = float(np.mean(x)), mean_interval(x)
     if float(np.std(x)) <= 1e-9 * max(mean, 1e-12):
-        return Fit(Constant(value=mean), "constant", len(x), mean, ci, 0.0, 1.0, {"constant": float("nan")})
+        return Fit(Constant(value=mean), "constant", len(x), mean, ci, 0.0, 1.0, {"constant": float("nan")}, x)
     aic, fitted = {}, {}
     for family, (dist, frozen, k) in _candidates(x).items():
         ll = float(np.sum(frozen.logpdf(x)))
@@ -85,4 +86,16 @@ def fit_distribution(values) -> Fit:
     best = min(aic, key=aic.get)
     dist, frozen = fitted[best]
     ks = stats.kstest(x, frozen.cdf)
-    return Fit(dist, best, len(x), mean, ci, float(ks.statistic), float(ks.pvalue), aic)
+    return Fit(dist, best, len(x), mean, ci, float(ks.statistic), float(ks.pvalue), aic, x)
+
+
+def frozen(dist):
+    """The ``scipy.stats`` distribution of a capsim exponential, gamma or lognormal (None: another kind)."""
+    kind = getattr(dist, "dist", None)
+    if kind == "exponential":
+        return stats.expon(scale=dist.mean)
+    if kind == "gamma":
+        return stats.gamma(dist.shape, scale=dist.scale)
+    if kind == "lognormal":
+        return stats.lognorm(dist.sigma, scale=math.exp(dist.mu))
+    return None

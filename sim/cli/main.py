@@ -1,4 +1,4 @@
-"""The ``capsim`` command: run, compare, sweep, plan, validate, schema, docs.
+"""The ``capsim`` command: run, compare, sweep, plan, calibrate, validate, schema, docs.
 
 Exit codes: 0 success; 1 an output file could not be written; 2 bad input (a scenario
 problem, listed one per line on stderr, or a bad command line).
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from capsim.models.autoscaling import CodeNotAllowed
 from capsim.cli import experiments as exp
+from capsim.cli.calibrate import add_calibrate
 from capsim.cli.common import (BUILTIN, duration, positive, report_options, scenario_of, seed, slo_of_args, slug,
                              write_report)
 from capsim.scenario.loader import ScenarioError
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("folder", help="the output folder")
     report_options(rep)
     rep.set_defaults(func=_report)
+    add_calibrate(sub)
     val = sub.add_parser("validate", help="check a scenario file; print every problem")
     val.add_argument("file", help="scenario YAML")
     _set_option(val)
