@@ -82,7 +82,7 @@ def curve_from_counts(starts: pd.DatetimeIndex, counts: np.ndarray, seconds: np.
             fit.weekend_days = len(per_day)
             fit.weekend_ci = mean_interval(per_day.to_numpy()) if len(per_day) >= 2 else None
             ci = (f"95% CI [{fit.weekend_ci[0]:.3f}, {fit.weekend_ci[1]:.3f}] over {len(per_day)} days"
-                  if fit.weekend_ci else f"one weekend day: no interval")
+                  if fit.weekend_ci else "one weekend day: no interval")
             fit.notes.append(f"weekend_multiplier = {fit.weekend_multiplier:.3f}: {len(we)} weekend hours over the "
                              f"weekday rate of the same hours ({ci})")
     else:

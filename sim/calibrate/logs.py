@@ -18,14 +18,12 @@ timeouts) where the log says them.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["RequestLog", "read_node_pg_run", "process_totals", "outcome_of_status"]
+__all__ = ["RequestLog", "process_totals", "outcome_of_status"]
 
 OUTCOME_OF_STATUS = {200: "ok", 429: "rate_limited", 503: "pool_timeout"}
 
@@ -77,20 +75,3 @@ def process_totals(stats: dict) -> dict:
             "cpu": (b["cpu_user_us"] + b["cpu_system_us"] - a["cpu_user_us"] - a["cpu_system_us"]) / 1e6,
             "main_thread_cpu": ticks(b, True) - ticks(a, True),
             "helper_threads_cpu": ticks(b, False) - ticks(a, False)}
-
-
-def read_node_pg_run(csv_path, json_path=None, name: str | None = None) -> RequestLog:
-    """A run of ``node-pg-measurements`` (its ``runs/NAME.csv.gz`` and, if given, ``NAME.json``)."""
-    from capsim.calibrate.columns import NODE_PG, Mapping
-    from capsim.calibrate.read_log import read_request_log
-    csv_path = Path(csv_path)
-    log = read_request_log(csv_path, Mapping({f: (c, None) for f, c in NODE_PG.items()}), name)
-    log.frame["route"] = "work"
-    if json_path is None:
-        log.process, log.config = {}, {}
-    elif Path(json_path) != csv_path.with_name(log.name + ".json"):
-        meta = json.loads(Path(json_path).read_text())
-        log.process = process_totals(meta.get("stats", {}))
-        log.config = dict(meta.get("stats", {}).get("end", {}).get("config", {}))
-        log.process["rate"] = meta.get("rate")
-    return log

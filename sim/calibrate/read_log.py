@@ -19,7 +19,7 @@ from capsim.calibrate.columns import DURATIONS, NODE_PG, TIMES, UNITS, Mapping, 
 from capsim.calibrate.errors import InputError, InputProblem
 from capsim.calibrate.logs import RequestLog, outcome_of_status, process_totals
 
-__all__ = ["read_request_log", "read_table", "is_node_pg", "parse_times", "numbers", "bad_values", "MAX_LISTED"]
+__all__ = ["read_request_log", "read_node_pg_run", "read_table", "is_node_pg", "parse_times", "numbers", "bad_values", "MAX_LISTED"]
 
 MAX_LISTED = 5          # bad values listed per column (then: "and N more")
 
@@ -258,3 +258,18 @@ def _stats(path: Path) -> dict:
                 process["rate"] = meta.get("rate")
                 return {"process": process, "config": dict(end.get("config", {}))}
     return {}
+
+
+def read_node_pg_run(csv_path, json_path=None, name: str | None = None) -> RequestLog:
+    """A run of ``node-pg-measurements`` (its ``runs/NAME.csv.gz`` and, if given, ``NAME.json``)."""
+    csv_path = Path(csv_path)
+    log = read_request_log(csv_path, Mapping({f: (c, None) for f, c in NODE_PG.items()}), name)
+    log.frame["route"] = "work"
+    if json_path is None:
+        log.process, log.config = {}, {}
+    elif Path(json_path) != csv_path.with_name(log.name + ".json"):
+        meta = json.loads(Path(json_path).read_text())
+        log.process = process_totals(meta.get("stats", {}))
+        log.config = dict(meta.get("stats", {}).get("end", {}).get("config", {}))
+        log.process["rate"] = meta.get("rate")
+    return log
