@@ -23,7 +23,8 @@ import pandas as pd
 from scipy import stats
 
 from capsim.calibrate.errors import InputError
-from capsim.calibrate.fit import MIN_SAMPLES, Fit, fit_distribution
+from capsim.calibrate.event_loop import query_bounds
+from capsim.calibrate.fit import MIN_SAMPLES, Fit, fit_censored, fit_distribution
 
 __all__ = ["EndpointFit", "fit_endpoints", "basis_of", "low_load", "share_interval", "LOW_LOAD_WINDOW"]
 
@@ -81,17 +82,28 @@ def _fit(values, what: str, log, route: str) -> Fit:
     return fit_distribution(np.clip(x, 0.0, None))
 
 
-def _query(m: pd.DataFrame, loop) -> np.ndarray:
-    """The query as the database and the round trip take it: the handler's view minus the loop's reply work."""
-    dbs = m[m.db == 1]
-    q = dbs.db_query.to_numpy(dtype=float)
-    if loop is not None and loop.idle_reply is not None:
-        woke = pd.Series(loop.idle_reply.astype(float), index=loop.db_index).reindex(dbs.index).fillna(0.0)
-        q = q - loop.query_cpu - loop.wakeup_cpu * woke.to_numpy()
-    return q
+def _query(m: pd.DataFrame, bounds) -> tuple[Fit | None, str, int]:
+    """The query as the database and the round trip take it (``event_loop.query_bounds``): exact where its
+    result found the loop idle, interval-censored where it queued behind other work; without the event
+    loop, the handler's view (query sent to result seen, the wait for a busy loop included)."""
+    dbs = m[(m.db == 1) & m.db_query.notna()]
+    if bounds is None:
+        q = dbs.db_query.to_numpy(dtype=float)
+        if len(q) < MIN_SAMPLES:
+            return None, "", len(q)
+        return fit_distribution(np.clip(q, 0.0, None)), "query sent to result seen (the wait for a busy loop " \
+                                                        "included)", len(q)
+    b = bounds.reindex(dbs.index).dropna()
+    if len(b) < MIN_SAMPLES:
+        return None, "", len(b)
+    ex = b[~b.queued.astype(bool)]
+    ce = b[b.queued.astype(bool)]
+    fit = fit_censored(ex.lo.to_numpy(), ce.lo.to_numpy(), ce.hi.to_numpy())
+    return fit, (f"query sent to result seen minus the loop's reply work: {len(ex)} results found the loop idle "
+                 f"(exact), {len(ce)} queued behind other work (interval-censored), maximum likelihood over both"), len(b)
 
 
-def _one(name: str, m: pd.DataFrame, n_all: int, log, basis: str, loop, outside: float) -> EndpointFit:
+def _one(name: str, m: pd.DataFrame, n_all: int, log, basis: str, bounds, outside: float) -> EndpointFit:
     ok = m[m.outcome == "ok"]
     notes = []
     if basis == "server timings":
@@ -116,14 +128,11 @@ def _one(name: str, m: pd.DataFrame, n_all: int, log, basis: str, loop, outside:
         notes.append(f"db_probability = {p_db:.4f} [95% CI {db_ci[0]:.4f}, {db_ci[1]:.4f}]: {k} of {len(m)} requests "
                      f"took the database step")
         if k and "db_query" in m:
-            q = _query(m, loop)
-            if np.isfinite(q).sum() >= MIN_SAMPLES:
-                query = fit_distribution(np.clip(q[np.isfinite(q)], 0.0, None))
-                notes.append(f"query_time: {query.describe()} (query sent to result seen"
-                             f"{', minus the loop reply work' if loop is not None else ''}; the round trip included)")
+            query, how, nq = _query(m, bounds)
+            if query is not None:
+                notes.append(f"query_time: {query.describe()} ({how}; the round trip included)")
             else:
-                notes.append(f"query_time: {int(np.isfinite(q).sum())} queries, a fit needs {MIN_SAMPLES}: "
-                             f"the base scenario's")
+                notes.append(f"query_time: {nq} queries, a fit needs {MIN_SAMPLES}: the base scenario's")
     else:
         notes.append("db_probability and query_time: not in the log; the base scenario's")
     share = share_interval(len(m), n_all)
@@ -137,12 +146,13 @@ def fit_endpoints(log, loop=None, outside: float = 0.0) -> tuple[EndpointFit, di
         raise InputError.one(log.source or log.name, f"{len(m)} measured requests: calibration needs at least "
                                                      f"{MIN_SAMPLES}")
     basis = basis_of(log)
-    pooled = _one("*", m, len(m), log, basis, loop, outside)
+    bounds = query_bounds(log, loop) if loop is not None and log.has("db_query", "db_acquire") else None
+    pooled = _one("*", m, len(m), log, basis, bounds, outside)
     out = {}
     for route, part in m.groupby("route", sort=True):
         if len(part) >= MIN_SAMPLES:
             try:
-                out[route] = _one(route, part, len(m), log, basis, loop, outside)
+                out[route] = _one(route, part, len(m), log, basis, bounds, outside)
                 continue
             except InputError:
                 pass            # e.g. too few ok requests for cpu_post: the pooled fits

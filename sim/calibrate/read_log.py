@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,8 @@ def read_request_log(path, mapping: Mapping | None = None, name: str | None = No
     log = RequestLog(frame.sort_values("t", kind="stable").reset_index(drop=True),
                      name or path.name.split(".")[0], meta.get("process", {}), meta.get("config", {}))
     log.start = None if start is None else start.to_pydatetime()
+    if log.start is None and meta.get("start"):          # relative times from t = 0 of a capsim run
+        log.start = datetime.fromisoformat(meta["start"])
     log.source = str(path)
     log.columns = {f: c for f, (c, _) in fields.items()}
     log.ignored = [c for c in header if c not in used]
@@ -251,7 +254,7 @@ def _stats(path: Path) -> dict:
             if meta.get("source") == "capsim":
                 return {"process": {k: meta[k] for k in ("window", "requests", "elu_active", "cpu", "main_thread_cpu",
                                                          "helper_threads_cpu", "processes") if k in meta},
-                        "config": meta.get("config", {})}
+                        "config": meta.get("config", {}), "start": meta.get("start")}
             if "stats" in meta:
                 end = meta["stats"].get("end", {})
                 process = process_totals(meta["stats"])

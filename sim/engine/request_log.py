@@ -23,7 +23,8 @@ flight), in milliseconds on the simulated clock (t = 0 at the run's start):
 
 Beside it, ``<log>.stats.json``: the process totals over the measured window that a
 server's ``/stats`` reports (``window``, ``requests``, ``elu_active`` = the event loops'
-busy seconds, ``cpu``, ``main_thread_cpu``, ``helper_threads_cpu``) and the pool settings,
+busy seconds, ``cpu``, ``main_thread_cpu``, ``helper_threads_cpu``), the pool settings and
+``start`` (the calendar time at t = 0, ``workload.start``),
 so ``capsim calibrate`` can estimate the event loop's own work from a capsim log as from
 a real one.
 
@@ -172,7 +173,7 @@ class RequestLogWriter:
         helper = sc.instances.event_loop.helper_cpu
         loop = busy - b0
         pool = sc.database.pool
-        stats = {"source": "capsim", "scenario": sc.name, "seed": self.model.seed,
+        stats = {"source": "capsim", "scenario": sc.name, "seed": self.model.seed, "start": sc.workload.start.isoformat(),
                  "window": sc.horizon - sc.warmup, "requests": self.measured,
                  "elu_active": loop, "cpu": cpu - c0, "main_thread_cpu": loop, "helper_threads_cpu": loop * helper,
                  "processes": sum(len(i.procs) for i in self.model.fleet.instances),
