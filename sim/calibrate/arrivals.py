@@ -56,7 +56,7 @@ def curve_from_counts(starts: pd.DatetimeIndex, counts: np.ndarray, seconds: np.
                          f"peak_users are left at the base scenario's")
         return
     idx = hours.index
-    hours = hours.assign(rate=hours.n / hours.s, hod=idx.hour, weekend=idx.dayofweek >= 5, day=idx.normalize())
+    hours = hours.assign(rate=hours.n / hours.s, hod=idx.hour, weekend=idx.day_of_week >= 5, day=idx.normalize())
     fit.hourly_rates = pd.DataFrame({"start": idx, "weekend": hours.weekend.to_numpy(), "rate": hours.rate.to_numpy()})
     wk = hours[~hours.weekend]
     by_hour = wk.groupby("hod").rate.mean()

@@ -250,7 +250,7 @@ def _workload(inputs: Inputs, base: dict, sc: Scenario, notes: list[str]) -> lis
                 out.append(Setting(("workload", "sessions", "session_length"), _dist(sess.length),
                                    f"{src}: {sess.length.family} by AIC, n={sess.length.n}, mean {sess.length.mean:.5g} s "
                                    f"[95% CI {sess.length.mean_ci[0]:.5g}, {sess.length.mean_ci[1]:.5g}] (first to last "
-                                   f"request + 2/request_rate)", src))
+                                   f"request x (n + 1)/(n - 1))", src))
         rate = sess.request_rate if sess is not None else sc.workload.sessions.request_rate if sc.workload.sessions \
             else 0.5
         if curves:
@@ -263,7 +263,7 @@ def _workload(inputs: Inputs, base: dict, sc: Scenario, notes: list[str]) -> lis
                                f"{rate:.4g}/s per user{'' if sess else ' (the base scenario’s)'} (Little's law)", src))
         elif sess is not None:
             out.append(Setting(("workload", "sessions", "peak_users"), _rounded(sess.peak_users),
-                               f"{src}: the most sessions open at once (no whole weekday curve)", src))
+                               f"{src}: " + next(n for n in sess.notes if n.startswith("peak_users")), src))
         if weekend:
             src, a = weekend[0]
             ci = f"95% CI [{a.weekend_ci[0]:.3f}, {a.weekend_ci[1]:.3f}]" if a.weekend_ci else "one day: no interval"

@@ -4,14 +4,18 @@ A client's requests form one session until it is silent for more than ``gap`` (d
 30 min, the usual web-analytics cut). capsim's sessions issue requests as a Poisson process
 of ``request_rate`` while they last, so:
 
-- ``request_rate`` = (requests - sessions) / (summed spans from each session's first to last
-  request): the maximum-likelihood rate of the gaps inside sessions (95% interval: the
-  gamma/chi-square interval of a Poisson rate);
-- a session's length = its span + 2 / request_rate (the expected time before its first and
-  after its last request), fitted like every duration (``fit_distribution``);
+- a session of ``n`` >= 2 requests whose first and last are ``span`` apart lasted about
+  ``span (n + 1) / (n - 1)`` (given n Poisson points in a window of length L, the expected
+  span is L (n - 1) / (n + 1)); one of a single request, ``1 / request_rate``;
+- ``request_rate`` = the requests of the sessions with n >= 2 over their summed lengths (95%
+  interval: the chi-square interval of a Poisson count over that exposure, approximate: the
+  lengths are estimates too); the spans alone (``(n - 1) / span``) would overstate it by
+  about 2 / n;
+- the lengths are fitted like every duration (``fit_distribution``); sessions cut by the
+  log's start or end count as shorter than they were;
 - ``peak_users`` = the busiest weekday hour's request rate / ``request_rate`` (Little's law:
-  each concurrent user sends ``request_rate``), where the arrival curve is identified; else
-  the most sessions seen open at once.
+  each concurrent user sends ``request_rate``) where the arrival curve is identified; else the
+  busiest whole clock hour's rate (or, with none, the mean rate) over ``request_rate``.
 """
 from __future__ import annotations
 
@@ -47,37 +51,35 @@ def _split(frame, gap: float):
     return g.min().to_numpy(), g.max().to_numpy(), g.size().to_numpy(), int(f.client.nunique())
 
 
-def _concurrent(first: np.ndarray, last: np.ndarray) -> int:
-    ev = np.concatenate([np.stack([first, np.ones_like(first)], 1), np.stack([last, -np.ones_like(last)], 1)])
-    ev = ev[np.lexsort((-ev[:, 1], ev[:, 0]))]
-    return int(np.max(np.cumsum(ev[:, 1]))) if len(ev) else 0
-
-
 def fit_sessions(log, arrivals=None, gap: float = GAP) -> SessionFit | None:
     m = log.measured
     first, last, n, clients = _split(m, gap)
     notes = []
-    span, extra = float(np.sum(last - first)), int(np.sum(n) - len(n))
-    if extra == 0 or span <= 0:
+    span = last - first
+    two = (n >= 2) & (span > 0)
+    if not two.any():
         notes.append(f"sessions: {len(n)} sessions of {clients} clients never send a second request within {gap:g} s: "
                      f"request_rate and session_length are left at the base scenario's")
         return None
-    rate = extra / span
-    lo, hi = stats.chi2.ppf([0.025, 0.975], [2 * extra, 2 * extra + 2]) / (2 * span)
-    lengths = (last - first) + 2.0 / rate
+    est = span[two] * (n[two] + 1) / (n[two] - 1)
+    k, exposure = int(n[two].sum()), float(est.sum())
+    rate = k / exposure
+    lo, hi = stats.chi2.ppf([0.025, 0.975], [2 * k, 2 * k + 2]) / (2 * exposure)
+    lengths = np.where(two, span * (n + 1) / np.maximum(n - 1, 1), 1.0 / rate)
     length = fit_distribution(lengths) if len(lengths) >= MIN_SAMPLES else None
     notes.append(f"sessions: {len(n)} sessions of {clients} clients (a new one after {gap:g} s of silence)")
-    notes.append(f"request_rate = {rate:.4g}/s per user [95% CI {lo:.4g}, {hi:.4g}]: {extra} gaps inside sessions "
-                 f"over {span:.6g} s")
+    notes.append(f"request_rate = {rate:.4g}/s per user [95% CI {lo:.4g}, {hi:.4g}]: {k} requests of {int(two.sum())} "
+                 f"sessions over their estimated {exposure:.6g} s")
     if length is not None:
-        notes.append(f"session_length: {length.describe()} (span from first to last request + 2/request_rate)")
+        notes.append(f"session_length: {length.describe()} (span x (n + 1)/(n - 1); one request: 1/request_rate)")
     else:
         notes.append(f"session_length: {len(n)} sessions, a fit needs {MIN_SAMPLES}: the base scenario's")
     if arrivals is not None and arrivals.peak_rate:
-        peak = arrivals.peak_rate / rate
-        notes.append(f"peak_users = {peak:.4g}: the busiest weekday hour's {arrivals.peak_rate:.4g} requests/s over "
-                     f"request_rate (Little's law)")
+        busiest, what = arrivals.peak_rate, "the busiest weekday hour's"
+    elif arrivals is not None and arrivals.hourly_rates is not None and len(arrivals.hourly_rates):
+        busiest, what = float(arrivals.hourly_rates.rate.max()), "the busiest whole clock hour's"
     else:
-        peak = float(_concurrent(first, last))
-        notes.append(f"peak_users = {peak:g}: the most sessions open at once in the log (no whole-day arrival curve)")
+        busiest, what = float(len(m) / max(float(m.t.max() - m.t.min()), 1e-9)), "the log's mean"
+    peak = busiest / rate
+    notes.append(f"peak_users = {peak:.4g}: {what} {busiest:.4g} requests/s over request_rate (Little's law)")
     return SessionFit(len(n), clients, rate, (float(lo), float(hi)), length, peak, gap, notes)
