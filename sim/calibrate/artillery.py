@@ -59,6 +59,11 @@ def is_artillery(data) -> bool:
 
 
 def _num(v, path: str, problems: list, file: str, required: bool = True):
+    if isinstance(v, str):               # Artillery 2 writes a period's start as text ("1767636000000")
+        try:
+            v = float(v)
+        except ValueError:
+            pass
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         if v is None and not required:
             return float("nan")

@@ -98,10 +98,14 @@ def _endpoint(ep, base_ep: dict, src: str) -> tuple[dict, list[tuple[str, str]]]
         com.append(("cpu_post", "not in the log: 0 (all CPU taken as cpu_pre)"))
     if ep.db_probability is not None:
         out["db_probability"] = round(ep.db_probability, 6)
-        com.append(("db_probability", f"{int(round(ep.db_probability * ep.requests))} of {ep.requests} took the "
-                                      f"database step, 95% CI [{ep.db_ci[0]:.4f}, {ep.db_ci[1]:.4f}]{own}"))
+        share = (f"{int(round(ep.db_probability * ep.requests))} of {ep.requests} took the database step"
+                 if ep.own else f"the log's pooled share {ep.db_probability:.4f}")
+        com.append(("db_probability", f"{share}, 95% CI [{ep.db_ci[0]:.4f}, {ep.db_ci[1]:.4f}]{own}"))
         if ep.db_probability > 0:
             out["queries"] = max(1, int(base_ep.get("queries", 1) or 1))
+            if ep.query_time is None:
+                why = next((n for n in ep.notes if n.startswith("query_time")), "query_time: not in the log")
+                com.append(("queries", f"{why} (query_time left at the base's or the default)"))
     if ep.query_time is not None:
         out["query_time"] = _dist(ep.query_time)
         com.append(("query_time", f"{ep.query_time.family} by AIC, n={ep.query_time.n}, {_ci(ep.query_time)}: "

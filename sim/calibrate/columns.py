@@ -9,8 +9,9 @@ Fields (``FIELDS``; ``RequestLog`` documents their meaning):
 
 A mapping gives ``FIELD=COLUMN`` or ``FIELD=COLUMN:UNIT`` (``--col latency=rt:ms``, or a
 YAML/JSON mapping file: ``{columns: {latency: "rt:ms"}, durations: ms, time_unit: s, tz: UTC}``).
-A field not mapped is looked for under its own name, then with a unit suffix (``latency_ms``,
-``latency_s``, ``latency_us``): so capsim's own logs need no mapping.
+A field not mapped is looked for under its own name, then (times and durations) with a unit
+suffix (``latency_ms``, ``latency_s``, ``latency_us``), among the columns no field took: so
+capsim's own logs need no mapping.
 
 Units: a duration's unit is the mapping's, else its column's suffix (``_ms``, ``_us``,
 ``_s``, ``_sec``, ``_seconds``), else ``durations``; with none of these it is an error (a log
@@ -120,12 +121,15 @@ def resolve(mapping: Mapping, header: list[str], source: str) -> dict:
         out[f] = (col, unit)
     if missing:
         raise InputError.one(source, f"no column for {', '.join(missing)}; the file's columns are {', '.join(header)}")
+    taken = {c for c, _ in out.values()}
     for f in FIELDS:
         if f in out:
             continue
-        for col in [f] + [f + s for s in SUFFIXES]:
-            if col in header:
+        names = [f] + ([f + s for s in SUFFIXES] if f in TIMES + DURATIONS else [])
+        for col in names:
+            if col in header and col not in taken:
                 out[f] = (col, None)
+                taken.add(col)
                 break
     if "t" not in out:
         raise InputError.one(source, "no send-time column: map one with --col t=COLUMN (a timestamp); "

@@ -111,7 +111,7 @@ def _one(name: str, m: pd.DataFrame, n_all: int, log, basis: str, bounds, outsid
         notes.append(f"cpu_pre: {pre.describe()} (the handler's first slice, as spent)")
         notes.append(f"cpu_post: {post.describe()}")
     elif basis == "handler time":
-        db_time = m.get("db_acquire", 0.0).fillna(0.0) + m.get("db_query", 0.0).fillna(0.0) if "db_query" in m else 0.0
+        db_time = sum(m[c].fillna(0.0) for c in ("db_acquire", "db_query") if c in m)
         pre, post = _fit(m.server - db_time, "server", log, name), None
         notes.append(f"cpu_pre: {pre.describe()} (assumed: the handler time minus its database time is CPU, all "
                      f"before the database step; cpu_post not in the log: 0)")

@@ -86,12 +86,12 @@ def calibrate_files(specs: list[str], mapping: Mapping | None = None, base_path=
     if base_path is not None:
         base = load(base_path)
         base_data = read_plain(Path(base_path).read_text(encoding="utf-8")) or {}
-        base_name = str(base_path)
+        base_name = f"the base scenario {base_path}"
     else:
         base, base_data, base_name = Scenario(), {}, "the built-in default scenario"
     inputs = read_inputs(specs, mapping or Mapping(), base)
     built = build(base_data, base, inputs, name)
-    header = [f"Calibrated by `capsim calibrate {' '.join(specs)}` from the base {base_name}.",
+    header = [f"Calibrated by `capsim calibrate {' '.join(specs)}` from {base_name}.",
               "Each calibrated value's comment gives its source, sample size and uncertainty. Durations in seconds.",
               *built.notes]
     text = scenario_yaml(built.data, built.settings, built.left, header)
