@@ -7,8 +7,9 @@ From per-hour counts on the calendar (a request log with absolute times, or a me
 - each clock hour the data covers whole gives a rate (its requests over its seconds);
 - ``daily_curve[h]`` = the mean rate of weekday hour h over the days seen, over the largest
   such mean; ``peak_rate`` = that largest mean (requests/s at the busiest weekday hour);
-- ``weekend_multiplier`` = the mean weekend hourly rate over the mean weekday rate of the
-  same hours of the day (its 95% interval: Student t over the weekend days' ratios).
+- ``weekend_multiplier`` = the weekend hours' requests over what the weekday curve gives for
+  the same hours of the day (its 95% interval: Student t over the weekend days' ratios; the
+  weekday baseline's own noise is not in it).
 
 Not identified (left at the base scenario, said in the notes): the curve when some weekday
 hour of the day was never covered whole; the multiplier without a weekend hour.
@@ -73,18 +74,18 @@ def curve_from_counts(starts: pd.DatetimeIndex, counts: np.ndarray, seconds: np.
         fit.notes.append(f"daily_curve: {what} has no whole weekday hour at {missing[:6]}{'...' if len(missing) > 6 else ''}"
                          f" o'clock: left at the base scenario's")
     we = hours[hours.weekend]
+    we = we[we.hod.isin(by_hour.index)]
     if len(we) and len(by_hour):
-        ratios = (we.rate / we.hod.map(by_hour)).replace([np.inf, -np.inf], np.nan).dropna()
-        per_day = ratios.groupby(we.day.loc[ratios.index]).mean()
-        if len(ratios):
-            base = we.hod.map(by_hour).loc[ratios.index]
-            fit.weekend_multiplier = float(we.rate.loc[ratios.index].mean() / base.mean())
-            fit.weekend_days = len(per_day)
-            fit.weekend_ci = mean_interval(per_day.to_numpy()) if len(per_day) >= 2 else None
-            ci = (f"95% CI [{fit.weekend_ci[0]:.3f}, {fit.weekend_ci[1]:.3f}] over {len(per_day)} days"
-                  if fit.weekend_ci else "one weekend day: no interval")
-            fit.notes.append(f"weekend_multiplier = {fit.weekend_multiplier:.3f}: {len(we)} weekend hours over the "
-                             f"weekday rate of the same hours ({ci})")
+        base = we.hod.map(by_hour)
+        fit.weekend_multiplier = float(we.rate.sum() / base.sum())
+        days = we.assign(base=base).groupby("day")[["rate", "base"]].sum()
+        per_day = (days.rate / days.base).to_numpy()
+        fit.weekend_days = len(per_day)
+        fit.weekend_ci = mean_interval(per_day) if len(per_day) >= 2 else None
+        ci = (f"95% CI [{fit.weekend_ci[0]:.3f}, {fit.weekend_ci[1]:.3f}] over {len(per_day)} days, the weekday "
+              f"baseline's own noise not included" if fit.weekend_ci else "one weekend day: no interval")
+        fit.notes.append(f"weekend_multiplier = {fit.weekend_multiplier:.3f}: {len(we)} weekend hours over the "
+                         f"weekday rate of the same hours ({ci})")
     else:
         fit.notes.append(f"weekend_multiplier: {what} has no whole weekend hour (or no weekday hour to compare "
                          f"with): left at the base scenario's")

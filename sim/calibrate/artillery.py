@@ -157,8 +157,11 @@ def read_artillery(path) -> ArtilleryRun:
     if problems:
         raise InputError(problems[:10])
     f = pd.DataFrame(rows).sort_values("start").reset_index(drop=True)
-    nxt = f.start.shift(-1)
-    f["seconds"] = (nxt - f.start).fillna(np.maximum(f["last"] - f.start, 1.0)).clip(lower=1e-3)
+    step = (f.start.shift(-1) - f.start)
+    usual = float(step.median()) if step.notna().any() else 10.0
+    # the last period: to its last counter, rounded up to whole seconds, at most the usual period
+    tail = np.minimum(np.ceil((f["last"] - f.start).fillna(usual)), usual)
+    f["seconds"] = step.fillna(tail).clip(lower=1.0)
     origin = float(f.start.iloc[0])
     f["start"] = f.start - origin
     f["rate"] = f.requests / f.seconds

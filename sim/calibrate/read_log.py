@@ -132,7 +132,7 @@ def parse_times(path, raw, fields: dict, mapping: Mapping, problems) -> tuple[di
             problems.append(InputProblem(str(path), f"time zone: {exc}", None, "tz"))
             continue
         if start is None:
-            start = stamp.min()
+            start = stamp.min().floor("min")         # t = 0 on a whole minute: minute bins are clock minutes
         out[f] = (stamp - start).dt.total_seconds()
     return out, start
 
@@ -160,7 +160,7 @@ def _numeric_times(path, raw, fields, mapping, problems):
         secs = x * scale
         if origin is None:
             epoch = float(np.nanmin(secs)) >= 1e8
-            origin = float(np.floor(np.nanmin(secs))) if epoch else 0.0
+            origin = float(np.floor(np.nanmin(secs) / 60.0) * 60.0) if epoch else 0.0   # on a whole minute
             start = pd.Timestamp(origin, unit="s", tz="UTC").tz_convert(mapping.tz) if epoch else None
         out[f] = secs - origin
     return out, start
