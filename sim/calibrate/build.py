@@ -180,7 +180,7 @@ def _scaled_endpoints(sc: Scenario, factor: float) -> dict:
     return out
 
 
-def _metrics_settings(mf, sc: Scenario, latency: float | None) -> list[Setting]:
+def _metrics_settings(mf, sc: Scenario) -> list[Setting]:
     src = f"metrics {mf.run.source}"
     out = []
     r = mf.cpu_per_request
@@ -200,11 +200,9 @@ def _metrics_settings(mf, sc: Scenario, latency: float | None) -> list[Setting]:
         procs = sc.instances.processes
         out.append(Setting(("instances", "memory_base_mb"), _rounded(max(m.intercept, 0.0) / procs),
                            f"{src}: intercept of memory MB per instance on requests/s ({m.n} intervals, 95% CI "
-                           f"[{m.intercept_ci[0]:.4g}, {m.intercept_ci[1]:.4g}] MB), over {procs} process(es)", src, 1))
-        if latency:
-            out.append(Setting(("instances", "memory_per_request_mb"), _rounded(max(m.slope, 0.0) / latency),
-                               f"{src}: slope {m.slope:.4g} MB per request/s over the mean latency {ms(latency)} "
-                               f"(Little's law: requests in flight = rate x latency)", src, 1))
+                           f"[{m.intercept_ci[0]:.4g}, {m.intercept_ci[1]:.4g}] MB), over {procs} process(es); "
+                           f"memory_per_request_mb stays the base's: the slope ({m.slope:.4g} MB per request/s) "
+                           f"does not tell requests in flight from caches and buffers that grow with load", src, 1))
     return out
 
 
@@ -319,7 +317,7 @@ def _put(data: dict, path: tuple, value) -> None:
     node[path[-1]] = copy.deepcopy(value)
 
 
-def _winners(settings: list[Setting]) -> list[Setting]:
+def _winners(settings: list[Setting], notes: list[str]) -> list[Setting]:
     """One setting per path: the lowest rank; an ancestor set later replaces its descendants."""
     best: dict[tuple, Setting] = {}
     for s in settings:
@@ -332,23 +330,26 @@ def _winners(settings: list[Setting]) -> list[Setting]:
             cur.comment += f" (cross-check, {s.source}: {s.comment})"
     out = list(best.values())
     # a whole mapping from a lower-priority input (metrics' endpoints) never overrides a log's entries
-    return [s for s in out if not any(o.path[:len(s.path)] == s.path and len(o.path) > len(s.path)
-                                      and o.rank < s.rank for o in out)]
+    kept = []
+    for s in out:
+        if any(o.path[:len(s.path)] == s.path and len(o.path) > len(s.path) and o.rank < s.rank for o in out):
+            notes.append(f"cross-check, {'.'.join(map(str, s.path))} from {s.source}: {s.comment}")
+        else:
+            kept.append(s)
+    return kept
 
 
 def build(base_data: dict, base: Scenario, inputs: Inputs, name: str | None = None) -> Built:
     notes: list[str] = []
     settings: list[Setting] = []
-    latency = None
     for cal in inputs.logs:
         settings += _log_settings(cal, base_data)
-        latency = latency or float(cal.cpu_total + (cal.outside or 0.0))
     for mf in inputs.metrics:
-        settings += _metrics_settings(mf, base, latency)
+        settings += _metrics_settings(mf, base)
     for run, svc in inputs.artillery:
         settings += _artillery_settings(run, svc, base)
     settings += _workload(inputs, base_data, base, notes)
-    chosen = _winners(settings)
+    chosen = _winners(settings, notes)
     data = copy.deepcopy(base_data)
     if inputs.logs:       # the log's routes are the endpoints
         data.setdefault("workload", {})["endpoints"] = {}

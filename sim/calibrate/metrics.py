@@ -56,8 +56,8 @@ def looks_like_metrics(header) -> bool:
 
 
 def _column(header, field_, mapping: Mapping) -> str | None:
-    if field_ in mapping.columns:
-        return mapping.columns[field_][0]
+    if field_ in mapping.columns and mapping.columns[field_][0] in header:
+        return mapping.columns[field_][0]          # --col applies to the inputs that have that column
     lower = {c.lower(): c for c in header}
     for name in NAMES[field_]:
         if name in lower:
@@ -77,8 +77,8 @@ def read_metrics(path, mapping: Mapping | None = None) -> MetricsRun:
         raise InputError.one(file, f"a metrics CSV needs columns for {', '.join(need)} (or --col FIELD=COLUMN); "
                                    f"the file's columns are {', '.join(header)}")
     problems: list[InputProblem] = []
-    times, start = parse_times(file, raw, {"t": (cols["t"], mapping.columns.get("t", (None, None))[1])}, mapping,
-                               problems)
+    unit = mapping.columns["t"][1] if cols["t"] == mapping.columns.get("t", (None,))[0] else None
+    times, start = parse_times(file, raw, {"t": (cols["t"], unit)}, mapping, problems)
     frame = pd.DataFrame({"t": times.get("t", pd.Series(np.nan, index=raw.index))})
     frame["requests"] = numbers(file, raw, cols["requests"], "requests", "a count >= 0", problems)
     for f in ("cpu", "memory"):

@@ -149,6 +149,8 @@ def calibrate(log: RequestLog) -> Calibration:
     else:
         mean_total, total_ci = pooled.cpu_pre.mean + post, pooled.cpu_pre.mean_ci
     connect = _connect_time(log, notes)
+    if log.ignored:
+        notes.append(f"columns not used: {', '.join(log.ignored)}")
     window = float(log.process.get("window") or (m.t.max() - m.t.min()) or float("nan"))
     arrivals = arrivals_of_log(log)
     notes += arrivals.notes
