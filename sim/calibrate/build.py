@@ -109,8 +109,7 @@ def _endpoint(ep, base_ep: dict, src: str) -> tuple[dict, list[tuple[str, str]]]
     if ep.query_time is not None:
         out["query_time"] = _dist(ep.query_time)
         com.append(("query_time", f"{ep.query_time.family} by AIC, n={ep.query_time.n}, {_ci(ep.query_time)}: "
-                                  f"query sent to result seen, minus the loop's reply work; the round trip inside"
-                                  f" (database.rtt 0){own}"))
+                                  f"{ep.query_how}; the round trip inside (database.rtt 0){own}"))
     return out, com
 
 

@@ -45,6 +45,7 @@ class EndpointFit:
     basis: str
     own: bool = True                                # False: too few requests, the pooled fits
     notes: list[str] = field(default_factory=list)
+    query_how: str = ""                             # how the query time was measured
 
 
 def share_interval(k: int, n: int) -> tuple[float, float]:
@@ -122,6 +123,7 @@ def _one(name: str, m: pd.DataFrame, n_all: int, log, basis: str, bounds, outsid
                      f"quarter of {LOW_LOAD_WINDOW:g} s windows minus {1e3 * outside:.3f} ms outside the server; "
                      f"no queueing there, no database split)")
     p_db = db_ci = query = None
+    how = ""
     if "db" in m and basis != "latency at low load":
         k = int(m.db.sum())
         p_db, db_ci = k / len(m), share_interval(k, len(m))
@@ -136,7 +138,8 @@ def _one(name: str, m: pd.DataFrame, n_all: int, log, basis: str, bounds, outsid
     else:
         notes.append("db_probability and query_time: not in the log; the base scenario's")
     share = share_interval(len(m), n_all)
-    return EndpointFit(name, len(m), len(m) / n_all, share, pre, post, p_db, db_ci, query, basis, True, notes)
+    return EndpointFit(name, len(m), len(m) / n_all, share, pre, post, p_db, db_ci, query, basis, True, notes,
+                       how if query is not None else "")
 
 
 def fit_endpoints(log, loop=None, outside: float = 0.0) -> tuple[EndpointFit, dict[str, EndpointFit]]:
@@ -160,5 +163,5 @@ def fit_endpoints(log, loop=None, outside: float = 0.0) -> tuple[EndpointFit, di
         out[route] = EndpointFit(route, len(part), len(part) / len(m), share, pooled.cpu_pre, pooled.cpu_post,
                                  pooled.db_probability, pooled.db_ci, pooled.query_time, basis, False,
                                  [f"{len(part)} requests, too few for its own fits (needs {MIN_SAMPLES}): the log's "
-                                  f"pooled fits"])
+                                  f"pooled fits"], pooled.query_how)
     return pooled, out
