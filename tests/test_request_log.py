@@ -83,6 +83,21 @@ def test_a_request_without_a_database_step_and_a_pool_timeout(tmp_path):
     assert pd.isna(c.db_acquire_ms) and pd.isna(c.db_query_ms)
 
 
+def test_untraced_runs_use_the_plain_process(tmp_path):
+    """Zero cost when not asked for: without a request log no tracing class is on the request path."""
+    from capsim.engine.model import Model
+    from capsim.engine.request_log import TracingProcess
+    from capsim.models.process import Process
+    m = Model(two_requests_one_connection(), seed=1)
+    m.run()
+    assert all(type(p) is Process for inst in m.fleet.instances for p in inst.procs)
+    d = Driver(two_requests_one_connection())
+    w = RequestLogWriter(d.model, tmp_path / "r.csv")
+    d.run()
+    w.close()
+    assert all(type(p) is TracingProcess for inst in d.fleet.instances for p in inst.procs)
+
+
 def test_same_seed_same_log_and_the_run_is_unchanged(tmp_path):
     sc = capsim.load_scenario(scenarios.path("validation/mm1"), ["horizon=600", "warmup=60"])
     r0 = capsim.run(sc, seed=3)

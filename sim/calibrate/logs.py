@@ -9,12 +9,16 @@ Canonical columns (``RequestLog.frame``; times in seconds):
   ``cpu_pre`` / ``cpu_post`` (the handler's CPU before and after its database step),
   ``db`` (1 when it took the database step), ``db_acquire`` (pool wait), ``db_query``
   (query sent to result seen), ``srv_in`` / ``srv_out`` (handler entry and response write
-  on the server's clock, seconds), ``send`` (when the client really sent it).
+  on the server's clock, seconds), ``send`` (when the client really sent it);
+- ``status``, ``client`` (a session or user id), ``instance``, ``process`` where the log has
+  them; ``line``: the row's line in the file (for messages).
 
 ``RequestLog.process`` holds what the server reported about its process over the measured
 window, where known: ``window``, ``requests``, ``elu_active`` and ``cpu`` (seconds), the main
 thread's and helper threads' CPU seconds. ``config`` holds the server's settings (pool size,
-timeouts) where the log says them.
+timeouts) where the log says them. ``start`` is the calendar time at t = 0 (None: relative
+times), ``columns`` which file column each field came from and ``ignored`` the columns no
+field took. Readers: ``capsim.calibrate.read_log``.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
 units, time stamps); each bad value is an ``InputError`` with its line and column. The
 process totals of the server over the measured window are read from a JSON file beside
 the log when there is one: ``<log>.stats.json`` (capsim's request-log writer) or
-``<run>.json`` with ``/stats`` snapshots (node-pg-measurements).
+``<run>.json`` with ``/stats`` snapshots (node-pg-measurements); a capsim log's stats also
+give its calendar start (``workload.start``) for its relative times.
 """
 from __future__ import annotations
 
