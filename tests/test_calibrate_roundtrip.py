@@ -7,13 +7,14 @@ the truth, and every truth lies within twice the interval's half-width of the es
 (about 4 standard errors). Event-loop figures without an interval are point estimates with
 stated relative tolerances (the median of back-to-back gaps is exact in a simulated log).
 """
-from pathlib import Path
+import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import capsim
-from capsim.calibrate import calibrate, calibrate_files, read_request_log
+from capsim.calibrate import artillery_service, calibrate, calibrate_files, read_artillery, read_request_log
 from capsim.scenario.config import Scenario
 from capsim.scenario.loader import load
 
@@ -143,3 +144,54 @@ def test_sessions_come_back(tmp_path, seed):
     assert lo <= 120.0 <= hi or abs(s.length.mean / 120.0 - 1) <= 0.05, s.length.describe()
     # peak_users from the busiest whole hour (flat curve: the mean concurrency, 30, plus hour-to-hour noise)
     assert s.peak_users == pytest.approx(30, rel=0.15)
+
+
+def _artillery_of_log(path, period: float = 10.0) -> dict:
+    """An Artillery-2-shaped report of a capsim request log, made here (not by capsim): requests per
+    10 s period and http.response_time quantiles in whole milliseconds, as Artillery reports them."""
+    f = pd.read_csv(path)
+    f = f[f.phase == "measure"]
+    out = []
+    for k, part in f.groupby((f.t_ms // (1000 * period)).astype(int)):
+        rt = np.round(part.latency_ms.to_numpy())
+        q = {p: float(np.quantile(rt, x)) for p, x in (("p50", .5), ("median", .5), ("p75", .75), ("p90", .9),
+                                                       ("p95", .95), ("p99", .99))}
+        out.append({"period": str(1767636000000 + int(k * period * 1000)),
+                    "counters": {"http.requests": len(part), "http.responses": len(part),
+                                 "http.codes.200": int((part.status == 200).sum())},
+                    "summaries": {"http.response_time": {"min": float(rt.min()), "max": float(rt.max()),
+                                                         "mean": float(rt.mean()), "count": len(part), **q}}})
+    return {"aggregate": {"counters": {}}, "intermediate": out}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_an_artillery_shaped_report_of_a_run_gives_back_its_service_time(tmp_path, seed):
+    """One endpoint, Exp(20 ms) of CPU, 5 ms outside, Poisson steps 2 -> 10 -> 30 -> 10 -> 2 requests/s
+    over 800 s. From the periods alone, the stated assumption (the quietest quarter of periods saw no
+    queueing; the smallest response is the fixed part) finds the latency outside within the 1 ms
+    rounding plus the fastest CPU draw, and the service time's mean within its interval or 15%
+    (queueing at 2/s: 4% utilisation; whole-ms rounding; the smallest response holds the fastest draw)."""
+    steps = [(0, 2), (300, 10), (400, 30), (500, 10), (600, 2)]
+    sc = Scenario.model_validate({
+        "name": "ramp", "horizon": 800.0, "warmup": 0.0, "metrics": {"interval": 10.0},
+        "workload": {"sessions": None, "open_loop": [{"name": "ramp", "schedule": [{"at": a, "rate": r}
+                                                                                   for a, r in steps]}],
+                     "endpoints": {"x": {"cpu_pre": {"dist": "exponential", "mean": 0.020}, "queries": 0}}},
+        "instances": {"plan": "core", "request_timeout": None},
+        "pricing": {"plans": {"core": {"vcpus": 1, "memory_gb": 4, "usd_per_month": 0}}},
+        "load_balancer": {"latency": 0.005},
+        "cache": None, "rate_limit": None, "circuit_breaker": None, "sockets": None})
+    log = tmp_path / "r.csv"
+    capsim.run(sc, seed=seed, request_log=log)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps(_artillery_of_log(log)))
+    svc = artillery_service(read_artillery(report))
+    assert 0.004 <= svc.outside <= 0.0065
+    lo, hi = svc.cpu.mean_ci
+    assert lo <= 0.020 <= hi or svc.cpu.mean == pytest.approx(0.020, rel=0.15), svc.cpu.describe()
+    assert (svc.quiet.rate <= 3.0).all() and svc.cpu.responses >= 200
+    cal = calibrate_files([str(report)])
+    assert cal.built.scenario.load_balancer.latency.mean == pytest.approx(svc.outside)
+    schedule = cal.built.scenario.workload.open_loop[0].schedule
+    assert len(schedule) == 81 and schedule[-1].rate == 0                  # 80 periods, then nothing
+    assert schedule[45].rate == pytest.approx(30, rel=0.4) and schedule[45].at == pytest.approx(450)
