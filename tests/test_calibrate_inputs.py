@@ -213,3 +213,23 @@ def test_the_hourly_curve_and_the_weekend_from_a_calendar_log(tmp_path):
         assert abs(a.hourly[h] - curve[h]) <= 4 * se + 4 * 0.03 * curve[h], (h, a.hourly[h], curve[h])
     lo, hi = a.weekend_ci
     assert lo <= 1.6 <= hi and a.weekend_days == 2
+
+
+def test_a_base_scenario_keeps_what_the_inputs_do_not_identify(tmp_path, capsys, monkeypatch):
+    from capsim import scenarios
+    from capsim.scenario.loader import load
+    monkeypatch.chdir(EX)
+    base = scenarios.path("launch")
+    code, _, err = run(["requests.csv", *CSV_COLS, "--base", str(base), "--out", str(tmp_path), "--name", "mine"],
+                       capsys)
+    assert code == 0, err
+    sc, b = load(tmp_path / "calibrated.yaml"), load(base)
+    assert sc.name == "mine" and set(sc.workload.endpoints) == {"/api/presence", "/api/toybox", "/health"}
+    # identified: the sessions' request rate and peak, the latency outside; kept: everything else
+    assert sc.workload.sessions.request_rate != b.workload.sessions.request_rate
+    assert sc.workload.sessions.daily_curve == b.workload.sessions.daily_curve == "gaming"
+    assert sc.workload.sessions.session_length == b.workload.sessions.session_length   # 12 sessions: too few
+    assert sc.pricing == b.pricing and sc.database.pool == b.database.pool and sc.horizon == b.horizon
+    assert sc.load_balancer.latency.mean != b.load_balancer.latency.mean
+    text = (tmp_path / "calibrated.yaml").read_text()
+    assert f"from the base scenario {base}" in text and "session_length" in text.split("Left at the base")[1]
