@@ -233,3 +233,10 @@ def test_a_base_scenario_keeps_what_the_inputs_do_not_identify(tmp_path, capsys,
     assert sc.load_balancer.latency.mean != b.load_balancer.latency.mean
     text = (tmp_path / "calibrated.yaml").read_text()
     assert f"from the base scenario {base}" in text and "session_length" in text.split("Left at the base")[1]
+
+
+def test_artillery_1x_layout(tmp_path):
+    run_ = read_artillery(EX / "artillery-1x-report.json")
+    assert run_.layout == "1.x" and len(run_.periods) == 6
+    assert list(run_.periods.requests) == [20, 20, 50, 100, 150, 200]
+    assert run_.periods.seconds.iloc[0] == pytest.approx(10.0) and run_.periods.rt_min.iloc[0] == pytest.approx(0.002)

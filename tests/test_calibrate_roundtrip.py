@@ -195,3 +195,15 @@ def test_an_artillery_shaped_report_of_a_run_gives_back_its_service_time(tmp_pat
     schedule = cal.built.scenario.workload.open_loop[0].schedule
     assert len(schedule) == 81 and schedule[-1].rate == 0                  # 80 periods, then nothing
     assert schedule[45].rate == pytest.approx(30, rel=0.4) and schedule[45].at == pytest.approx(450)
+
+
+def test_a_log_of_several_processes_leaves_the_event_loop_at_the_base(tmp_path):
+    data = truth(20.0, 100.0).model_dump()
+    data["instances"]["processes"] = 2
+    data["pricing"]["plans"]["core"]["vcpus"] = 2
+    sc = Scenario.model_validate(data)
+    path = tmp_path / "r.csv"
+    capsim.run(sc, seed=1, request_log=path)
+    cal = calibrate(read_request_log(path))
+    assert cal.loop is None and any("several processes" in n for n in cal.notes)
+    assert cal.endpoints["a"].cpu_pre.mean_ci[0] <= 0.004 * 1.2           # the handler's CPU is still there
