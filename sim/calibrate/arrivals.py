@@ -99,7 +99,12 @@ def arrivals_of_log(log) -> ArrivalFit:
     step = series_interval(span)
     edges = np.arange(np.floor(t[0] / step) * step, t[-1] + step, step) if len(t) else np.array([0.0, step])
     counts, _ = np.histogram(t, bins=edges)
-    series = pd.DataFrame({"t": edges[:-1], "rate": counts / step})
+    if len(t):       # the first and last bins cover only part of a step: their rate over the part covered
+        covered = np.minimum(edges[1:], t[-1]) - np.maximum(edges[:-1], t[0])
+        seconds = np.where(covered > 0.1 * step, covered, step)
+    else:
+        seconds = np.full(len(counts), step)
+    series = pd.DataFrame({"t": edges[:-1], "rate": counts / seconds})
     fit = ArrivalFit(step, series, len(t) / window if window else float("nan"))
     fit.notes.append(f"arrival rate: {fit.mean_rate:.4g} requests/s on average over {window:.6g} s ({len(t)} requests)")
     if log.start is None:
