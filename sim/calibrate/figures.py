@@ -103,6 +103,8 @@ def artillery_figure(run, svc, title: str) -> go.Figure:
                   1, 2)
     fig.update_layout(title=f"{title}: Artillery {run.layout} report, {len(p)} periods", height=400)
     fig.update_xaxes(title_text="s from the start", row=1, col=1)
+    fig.update_yaxes(title_text="requests/s", row=1, col=1, secondary_y=False)
+    fig.update_yaxes(title_text="response time, ms", row=1, col=1, secondary_y=True)
     fig.update_xaxes(title_text="fitted quantile + outside, ms", row=1, col=2)
     fig.update_yaxes(title_text="measured, ms", row=1, col=2)
     return fig
@@ -124,5 +126,7 @@ def metrics_figure(mf, title: str) -> go.Figure:
         fig.add_trace(go.Scatter(x=x, y=f.memory * mf.memory_mb, mode="markers", name="memory"), 1, 2)
     fig.update_xaxes(title_text="requests per interval", row=1, col=1)
     fig.update_xaxes(title_text="requests/s per instance", row=1, col=2)
+    fig.update_yaxes(title_text="CPU-seconds", row=1, col=1)
+    fig.update_yaxes(title_text="MB", row=1, col=2)
     fig.update_layout(title=f"{title}: {len(f)} intervals of {dt:g} s", height=380)
     return fig
