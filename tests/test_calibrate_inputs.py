@@ -240,3 +240,23 @@ def test_artillery_1x_layout(tmp_path):
     assert run_.layout == "1.x" and len(run_.periods) == 6
     assert list(run_.periods.requests) == [20, 20, 50, 100, 150, 200]
     assert run_.periods.seconds.iloc[0] == pytest.approx(10.0) and run_.periods.rt_min.iloc[0] == pytest.approx(0.002)
+
+
+def test_the_report_plots_the_measured_sample_and_its_fit(tmp_path, capsys):
+    from capsim.calibrate import calibrate, read_node_pg_run
+    from capsim.report.html import figure_data
+    runs = Path(__file__).resolve().parent / "data" / "node-pg" / "runs"
+    assert run([str(runs / "CAL_E2.csv.gz"), "--out", str(tmp_path)], capsys)[0] == 0
+    html = (tmp_path / "calibration.html").read_text()
+    traces = figure_data(html, "log0-all-cpu_pre")
+    cal = calibrate(read_node_pg_run(runs / "CAL_E2.csv.gz", runs / "CAL_E2.json"))
+    measured = np.sort(np.asarray(traces[0]["x"], dtype=float))
+    assert np.allclose(measured, np.sort(1e3 * cal.cpu_pre.values))               # the histogram is the sample
+    qq = traces[2]                      # at 200 plotting positions (i + 0.5)/n of the sorted sample
+    assert cal.cpu_pre.family == "exponential"
+    n = cal.cpu_pre.n
+    idx = np.unique(np.linspace(0, n - 1, 200).astype(int))
+    fitted = stats.expon(scale=1e3 * cal.cpu_pre.mean)
+    assert np.allclose(np.asarray(qq["x"], dtype=float), fitted.ppf((idx + 0.5) / n))
+    assert np.allclose(np.asarray(qq["y"], dtype=float), measured[idx])
+    assert figure_data(html, "log0-arrivals")[0]["y"] is not None
