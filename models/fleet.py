@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from capsim.models.distributions import draws
 from capsim.models.instance import Instance, InstancesConfig
+from capsim.models.process import Process
 from capsim.models.request import CRASHED, TERMINATED, Request
 
 __all__ = ["Fleet"]
@@ -35,6 +36,7 @@ class Fleet:
         self.oom_restarts = 0
         self._marks: dict[int, tuple] = {}    # instance id -> (busy, cpu, up) at the last sample
         self._held: dict[int, float] = {}     # id(pool) -> its connection-seconds at the last sample
+        self.process = Process                # the class of the instances' processes (tracing: a subclass)
 
     @property
     def managed(self) -> list[Instance]:
@@ -44,7 +46,8 @@ class Fleet:
     # -- lifecycle ------------------------------------------------------------------
     def start(self, ready_after: float | None = None) -> Instance:
         """Start an instance; healthy after ``ready_after`` (default: a provisioning draw)."""
-        inst = Instance(self.kernel, len(self.instances), self.config.plan, self.plan.vcpus, self.config, self.done)
+        inst = Instance(self.kernel, len(self.instances), self.config.plan, self.plan.vcpus, self.config, self.done,
+                        self.process)
         for proc in inst.procs:
             self._make_pool(proc)
         self._equip_all(inst)

@@ -63,13 +63,14 @@ def loop_capacity(config: InstancesConfig, plan) -> float:
 class Instance:
     """One service instance: its processes, its lifecycle state and its CPU statistics."""
 
-    def __init__(self, kernel, iid: int, plan: str, vcpus: float, config: InstancesConfig, done):
+    def __init__(self, kernel, iid: int, plan: str, vcpus: float, config: InstancesConfig, done, process=Process):
+        """``process``: the class of its processes (a tracing subclass writes request logs)."""
         self.kernel, self.iid, self.plan, self.vcpus = kernel, iid, plan, vcpus
         self._done = done            # done(req, outcome): the request leaves the system
         threads = config.processes * config.threads
         self.speed = min(1.0, vcpus / threads)
         self.helper = config.event_loop.helper_cpu
-        self.procs = [Process(kernel, self, p, config.event_loop, config.threads, self.speed, config.reject_cpu)
+        self.procs = [process(kernel, self, p, config.event_loop, config.threads, self.speed, config.reject_cpu)
                       for p in range(config.processes)]
         self.proc = self.procs[0]
         self.accept = self._accept_one if len(self.procs) == 1 else self._accept_rr

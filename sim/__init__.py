@@ -25,7 +25,8 @@ def default_scenario() -> Scenario:
 
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
-        allow_code: bool = False, progress=None, force: bool = False, fidelity: str | None = None) -> Result:
+        allow_code: bool = False, progress=None, force: bool = False, fidelity: str | None = None,
+        request_log=None) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
@@ -34,7 +35,8 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
     horizon)``: called as the run advances. A scenario beyond the work limits
     (``capsim.engine.estimate``: requests, events, memory) raises ``TooMuchWork`` with the
     numbers, unless ``force``. ``fidelity``: ``"request"`` or ``"flow"`` (the fast mode)
-    instead of the scenario's ``fidelity``.
+    instead of the scenario's ``fidelity``. ``request_log``: also write every request's
+    timings to this CSV file (``capsim.engine.request_log``; request level only).
     """
     from capsim.engine.estimate import check
     scenario = scenario if scenario is not None else Scenario()
@@ -42,10 +44,23 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
         scenario = Scenario.model_validate({**scenario.model_dump(by_alias=True), "fidelity": fidelity})
     check(scenario, force)
     if scenario.fidelity == "flow":
+        if request_log is not None:
+            raise ValueError("request_log: the fast mode computes no single request; run at fidelity 'request'")
         from capsim.engine.flow import FlowModel as model_class
     else:
         model_class = Model
-    model = model_class(scenario, seed, policy, allow_code).run(progress)
+    model = model_class(scenario, seed, policy, allow_code)
+    if request_log is None:
+        model.run(progress)
+    else:
+        from capsim.engine.request_log import RequestLogWriter
+        writer = RequestLogWriter(model, request_log)
+        try:
+            model.run(progress)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
     summary = summarize(model)
     summary["fidelity"] = model.fidelity()

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
-EXPECTED = ["01_quickstart.ipynb", "02_policy_ab.ipynb", "03_capacity_plan.ipynb", "04_custom_policy.ipynb"]
+EXPECTED = ["01_quickstart.ipynb", "02_policy_ab.ipynb", "03_capacity_plan.ipynb", "04_custom_policy.ipynb",
+            "05_calibrate_and_backtest.ipynb"]
 
 
-def test_the_four_tutorials_are_there():
+def test_the_tutorials_are_there():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 

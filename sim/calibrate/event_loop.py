@@ -27,10 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from capsim.calibrate.logs import RequestLog
 
-__all__ = ["LoopEstimate", "estimate_event_loop", "MIN_PAIRS"]
+__all__ = ["LoopEstimate", "estimate_event_loop", "query_bounds", "MIN_PAIRS"]
 
 MIN_PAIRS = 5
 MARGIN = 0.0005     # s: a request counts as queued behind another if it was sent this long before its end
@@ -48,6 +49,7 @@ class LoopEstimate:
     pairs: int                          # back-to-back pairs behind the split
     wakeups_per_request: float
     idle_reply: np.ndarray = field(repr=False, default=None)   # per DB request: its reply woke the loop
+    db_index: object = field(repr=False, default=None)          # those DB requests' index in the log's frame
     notes: list[str] = field(default_factory=list)
 
     def config(self) -> dict:
@@ -81,14 +83,17 @@ def _covered(points: np.ndarray, intervals: list[tuple[float, float]], own: list
 
 
 def estimate_event_loop(log: RequestLog) -> LoopEstimate:
-    need = ("srv_in", "srv_out", "cpu_pre", "cpu_post", "server", "send")
+    need = ("srv_in", "srv_out", "cpu_pre", "cpu_post", "server")
     if not log.has(*need):
         missing = [c for c in need if not log.has(c)]
         raise ValueError(f"{log.name}: the event loop needs server timings; missing columns {missing}")
     proc = log.process
     if not proc.get("elu_active"):
         raise ValueError(f"{log.name}: the event loop needs the process's event-loop active time over the window")
-    f = log.frame.sort_values("srv_in").reset_index(drop=True)
+    order = log.frame.sort_values("srv_in", kind="stable")
+    f = order.reset_index(drop=True)
+    if not log.has("send"):             # no separate send time: the client sent each request when it says (t)
+        f = f.assign(send=f.t)
     m = f[f.measured]
     notes = []
     n = len(m)
@@ -135,4 +140,57 @@ def estimate_event_loop(log: RequestLog) -> LoopEstimate:
                  f"found the loop idle")
     notes.append(f"helper_cpu = {helper:.3f}: helper threads' CPU over the main thread's in the window")
     return LoopEstimate(request_cpu, response_cpu, query_cpu, wakeup, helper, max(0.0, outside), per_request,
-                        len(gaps), wakes / n, idle_reply, notes)
+                        len(gaps), wakes / n, idle_reply, order.index[(f.db == 1).to_numpy()], notes)
+
+
+def _stretches(f, loop: LoopEstimate) -> tuple[np.ndarray, np.ndarray]:
+    """The loop's busy stretches (union of every task's interval, its own work included), sorted."""
+    rq, rs, qc = loop.request_cpu, loop.response_cpu, loop.query_cpu
+    db = (f.db == 1).to_numpy()
+    ok = (f.outcome == "ok").to_numpy()
+    srv_in, srv_out, pre, post = (f[c].to_numpy(dtype=float) for c in ("srv_in", "srv_out", "cpu_pre", "cpu_post"))
+    starts = [srv_in - rq]
+    ends = [np.where(db, srv_in + pre, srv_out + rs)]
+    seen = srv_out - np.where(ok, post, 0.0)
+    starts.append((seen - qc)[db])
+    ends.append((srv_out + rs)[db])
+    a, b = np.concatenate(starts), np.concatenate(ends)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    order = np.argsort(a)
+    a, b = a[order], np.maximum.accumulate(b[order])
+    new = np.r_[True, a[1:] > b[:-1]]
+    ids = np.cumsum(new) - 1
+    sa = a[new]
+    sb = np.zeros(len(sa))
+    np.maximum.at(sb, ids, b)
+    return sa, sb
+
+
+def query_bounds(log: RequestLog, loop: LoopEstimate, eps: float = 1e-5):
+    """Per database request of the log (its frame's index): the query's time (database and round trip)
+    as ``lo`` and ``hi``, equal when its result found the loop idle, else the interval it must lie in.
+
+    A result is handled when the loop gets to it: its reply task starts at ``R`` = result seen minus
+    ``query_cpu``. If another task ran just before ``R``, the result queued behind the busy stretch
+    that began at ``a``: the query took between ``max(a, sent) - sent`` and ``R - sent`` (interval
+    censored). Otherwise it woke the loop: the query took ``R - wakeup_cpu - sent`` exactly.
+    ``sent`` = handler's first slice end + acquire (the query was sent then).
+    """
+    f = log.frame
+    dbs = f[(f.db == 1) & f.db_query.notna() & f.db_acquire.notna()]
+    sa, sb = _stretches(f, loop)
+    seen = dbs.srv_out - np.where(dbs.outcome == "ok", dbs.cpu_post, 0.0)
+    r = (seen - loop.query_cpu).to_numpy()
+    sent = (seen - dbs.db_query).to_numpy()
+    p = r - eps
+    j = np.searchsorted(sa, p, side="right") - 1
+    covered = (j >= 0) & (sb[np.clip(j, 0, None)] > p) & (sa[np.clip(j, 0, None)] < p)
+    # the stretch holding p may be the request's own reply task only when it starts exactly at R: not covered
+    own = covered & np.isclose(sa[np.clip(j, 0, None)], r, atol=eps / 2)
+    queued = covered & ~own
+    exact = r - loop.wakeup_cpu - sent
+    lo = np.where(queued, np.maximum(sa[np.clip(j, 0, None)], sent) - sent, exact)
+    hi = np.where(queued, r - sent, exact)
+    return pd.DataFrame({"lo": np.clip(lo, 0.0, None), "hi": np.clip(hi, 0.0, None), "queued": queued},
+                        index=dbs.index)

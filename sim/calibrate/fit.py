@@ -16,7 +16,7 @@ from scipy import stats
 
 from capsim.models.distributions import Constant, Exponential, Gamma, LogNormal
 
-__all__ = ["Fit", "fit_distribution", "mean_interval", "MIN_SAMPLES"]
+__all__ = ["Fit", "fit_distribution", "fit_censored", "mean_interval", "frozen", "MIN_SAMPLES"]
 
 MIN_SAMPLES = 20           # fewer values than this: no fit (the caller says how many it needs)
 _Z99 = stats.norm.ppf(0.99)
@@ -33,6 +33,7 @@ class Fit:
     ks: float
     ks_p: float
     aic: dict = field(default_factory=dict)        # family -> AIC of every candidate that could be fitted
+    values: np.ndarray | None = field(default=None, repr=False, compare=False)   # the sample (for figures)
 
     def describe(self) -> str:
         lo, hi = self.mean_ci
@@ -76,7 +77,7 @@ def fit_distribution(values) -> Fit:
         raise ValueError(f"{int(np.sum(x < 0))} negative durations: expected values >= 0")
     mean, ci = float(np.mean(x)), mean_interval(x)
     if float(np.std(x)) <= 1e-9 * max(mean, 1e-12):
-        return Fit(Constant(value=mean), "constant", len(x), mean, ci, 0.0, 1.0, {"constant": float("nan")})
+        return Fit(Constant(value=mean), "constant", len(x), mean, ci, 0.0, 1.0, {"constant": float("nan")}, x)
     aic, fitted = {}, {}
     for family, (dist, frozen, k) in _candidates(x).items():
         ll = float(np.sum(frozen.logpdf(x)))
@@ -85,4 +86,59 @@ def fit_distribution(values) -> Fit:
     best = min(aic, key=aic.get)
     dist, frozen = fitted[best]
     ks = stats.kstest(x, frozen.cdf)
-    return Fit(dist, best, len(x), mean, ci, float(ks.statistic), float(ks.pvalue), aic)
+    return Fit(dist, best, len(x), mean, ci, float(ks.statistic), float(ks.pvalue), aic, x)
+
+
+def fit_censored(exact, lo, hi) -> Fit:
+    """Maximum likelihood among the same families from exact values and interval-censored ones (each
+    known only to lie in [lo, hi]: ``scipy.stats.CensoredData``), smallest AIC. The mean's interval is
+    conservative: the fitted standard deviation over the square root of the exact values' count (as if
+    the censored ones were not seen). KS is over the exact values."""
+    x = np.asarray(exact, dtype=float)
+    lo, hi = np.clip(np.asarray(lo, dtype=float), 0.0, None), np.asarray(hi, dtype=float)
+    if len(lo) == 0:
+        return fit_distribution(x)
+    n = len(x) + len(lo)
+    if n < MIN_SAMPLES or len(x) < 2:
+        raise ValueError(f"{n} values ({len(x)} exact): a distribution fit needs at least {MIN_SAMPLES}, 2 exact")
+    data = stats.CensoredData(uncensored=x, interval=np.column_stack([lo, np.maximum(hi, lo)]))
+    aic, fitted = {}, {}
+    for family, dist, k in (("exponential", stats.expon, 1), ("gamma", stats.gamma, 2), ("lognormal", stats.lognorm, 2)):
+        if family != "exponential" and np.any(x <= 0):
+            continue
+        params = dist.fit(data, floc=0)
+        fr = dist(*params)
+        ll = float(np.sum(fr.logpdf(x)) + np.sum(np.log(np.maximum(fr.cdf(hi) - fr.cdf(lo), 1e-300))))
+        capsim = _capsim(family, fr)
+        if capsim is not None and math.isfinite(ll):
+            aic[family], fitted[family] = 2 * k - 2 * ll, (capsim, fr)
+    best = min(aic, key=aic.get)
+    dist, fr = fitted[best]
+    mean, sd = float(fr.mean()), float(fr.std())
+    half = stats.t.ppf(0.975, len(x) - 1) * sd / math.sqrt(len(x))
+    ks = stats.kstest(x, fr.cdf)
+    return Fit(dist, best, n, mean, (mean - half, mean + half), float(ks.statistic), float(ks.pvalue), aic, x)
+
+
+def _capsim(family: str, fr):
+    """A frozen scipy exponential, gamma or lognormal as capsim's config (None: outside capsim's range)."""
+    if family == "exponential":
+        return Exponential(mean=float(fr.mean()))
+    if family == "gamma":
+        return Gamma(mean=float(fr.mean()), cv=float(fr.std() / fr.mean()))
+    s = float(fr.kwds.get("s", fr.args[0] if fr.args else 0.0))
+    if s >= _Z99:
+        return None
+    return LogNormal(mean=float(fr.mean()), p99=float(fr.ppf(0.99)))
+
+
+def frozen(dist):
+    """The ``scipy.stats`` distribution of a capsim exponential, gamma or lognormal (None: another kind)."""
+    kind = getattr(dist, "dist", None)
+    if kind == "exponential":
+        return stats.expon(scale=dist.mean)
+    if kind == "gamma":
+        return stats.gamma(dist.shape, scale=dist.scale)
+    if kind == "lognormal":
+        return stats.lognorm(dist.sigma, scale=math.exp(dist.mu))
+    return None

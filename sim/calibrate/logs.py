@@ -9,26 +9,38 @@ Canonical columns (``RequestLog.frame``; times in seconds):
   ``cpu_pre`` / ``cpu_post`` (the handler's CPU before and after its database step),
   ``db`` (1 when it took the database step), ``db_acquire`` (pool wait), ``db_query``
   (query sent to result seen), ``srv_in`` / ``srv_out`` (handler entry and response write
-  on the server's clock, seconds), ``send`` (when the client really sent it).
+  on the server's clock, seconds), ``send`` (when the client really sent it);
+- ``status``, ``client`` (a session or user id), ``instance``, ``process`` where the log has
+  them; ``line``: the row's line in the file (for messages).
 
 ``RequestLog.process`` holds what the server reported about its process over the measured
 window, where known: ``window``, ``requests``, ``elu_active`` and ``cpu`` (seconds), the main
 thread's and helper threads' CPU seconds. ``config`` holds the server's settings (pool size,
-timeouts) where the log says them.
+timeouts) where the log says them. ``start`` is the calendar time at t = 0 (None: relative
+times), ``columns`` which file column each field came from and ``ignored`` the columns no
+field took. Readers: ``capsim.calibrate.read_log``.
 """
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime
 
-import numpy as np
 import pandas as pd
 
-__all__ = ["RequestLog", "read_node_pg_run"]
+__all__ = ["RequestLog", "process_totals", "outcome_of_status"]
 
 OUTCOME_OF_STATUS = {200: "ok", 429: "rate_limited", 503: "pool_timeout"}
+
+
+def outcome_of_status(status) -> str:
+    """An HTTP status as an outcome: 2xx/3xx ok, 429 rate_limited, else ``http_<status>``
+    (no status: ``failed``, the connection died)."""
+    if status != status or status is None or status == 0:
+        return "failed"
+    s = int(status)
+    if 200 <= s < 400:
+        return "ok"
+    return "rate_limited" if s == 429 else f"http_{s}"
 
 
 @dataclass
@@ -37,6 +49,10 @@ class RequestLog:
     name: str = "log"
     process: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    start: datetime | None = None          # calendar time at t = 0 (None: the log's times are relative)
+    source: str = ""                       # the file it was read from
+    columns: dict = field(default_factory=dict)     # field -> the column it came from
+    ignored: list = field(default_factory=list)     # the file's columns no field took
 
     @property
     def measured(self) -> pd.DataFrame:
@@ -45,8 +61,12 @@ class RequestLog:
     def has(self, *columns: str) -> bool:
         return all(c in self.frame.columns and self.frame[c].notna().any() for c in columns)
 
+    @property
+    def routes(self) -> list[str]:
+        return sorted(self.frame["route"].unique())
 
-def _process_totals(stats: dict) -> dict:
+
+def process_totals(stats: dict) -> dict:
     """Server /stats snapshots at the start and end of the measured window -> totals over it."""
     a, b = stats.get("measure_start"), stats.get("end")
     if not a or not b:
@@ -59,28 +79,3 @@ def _process_totals(stats: dict) -> dict:
             "cpu": (b["cpu_user_us"] + b["cpu_system_us"] - a["cpu_user_us"] - a["cpu_system_us"]) / 1e6,
             "main_thread_cpu": ticks(b, True) - ticks(a, True),
             "helper_threads_cpu": ticks(b, False) - ticks(a, False)}
-
-
-def read_node_pg_run(csv_path, json_path=None, name: str | None = None) -> RequestLog:
-    """A run of ``node-pg-measurements`` (its ``runs/NAME.csv.gz`` and, if given, ``NAME.json``)."""
-    csv_path = Path(csv_path)
-    opener = gzip.open if csv_path.suffix == ".gz" else open
-    with opener(csv_path, "rt") as fh:
-        raw = pd.read_csv(fh)
-    ms = 1e-3
-    frame = pd.DataFrame({
-        "t": raw["sched_ms"] * ms, "send": raw["send_ms"] * ms, "latency": raw["latency_ms"] * ms,
-        "outcome": raw["outcome"].astype(str), "route": "work", "measured": raw["phase"] == "measure",
-        "server": raw["server_ms"] * ms, "cpu_pre": raw["cpu1_ms"] * ms, "cpu_post": raw["cpu2_ms"] * ms,
-        "db": raw["db"].astype(int), "db_acquire": raw["db_acquire_ms"] * ms, "db_query": raw["db_query_ms"] * ms,
-        "srv_in": raw["srv_in_ms"] * ms, "srv_out": raw["srv_out_ms"] * ms})
-    frame.loc[frame["db"] == 0, ["db_acquire", "db_query"]] = np.nan
-    process, config = {}, {}
-    if json_path is not None and Path(json_path).exists():
-        meta = json.loads(Path(json_path).read_text())
-        process = _process_totals(meta.get("stats", {}))
-        end = meta.get("stats", {}).get("end", {})
-        config = dict(end.get("config", {}))
-        process["rate"] = meta.get("rate")
-    return RequestLog(frame.sort_values("srv_in").reset_index(drop=True), name or csv_path.name.split(".")[0],
-                      process, config)

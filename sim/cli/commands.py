@@ -20,13 +20,19 @@ def run_cmd(args) -> int:
     slo = slo_of_args(args)
     admit(args, scenario, args.file or "the built-in scenario")
     out = output_dir(args, Path("capsim-out") / slug(scenario.name))
+    if args.request_log and (args.replications or scenario.fidelity == "flow"):
+        why = "one run's log: leave out --replications" if args.replications else \
+            "the requests of a run at the request level: the fast mode computes none (leave out --fidelity flow)"
+        print(f"capsim run: --request-log writes {why}", file=sys.stderr)
+        return 2
     if args.replications:
         return exp.replications(args, scenario, slo, out)
     # opened before the run: an output folder in the way is said at once, not after it
     with OutputFolder(out, overwrite=args.overwrite, command="run") as folder:
         progress = RunProgress(scenario.horizon, enabled=not args.quiet)
         try:
-            result = capsim.run(scenario, args.seed, allow_code=args.allow_code, progress=progress, force=True)
+            result = capsim.run(scenario, args.seed, allow_code=args.allow_code, progress=progress, force=True,
+                                request_log=args.request_log)
         finally:
             progress.close()
         result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
@@ -40,6 +46,9 @@ def run_cmd(args) -> int:
         print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
               f"{out / 'scaling_events.csv'}, {out / 'latency_histogram.csv'}, {out / 'scenario.json'}")
+        if args.request_log:
+            from capsim.engine.request_log import stats_path
+            print(f"request log {args.request_log} (process totals: {stats_path(args.request_log)})")
     return write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from capsim.cli.calibrate import calibrate_options
 from capsim.cli.common import duration, finite_float, positive, seed
 
 __all__ = ["parser", "version"]
@@ -16,7 +17,10 @@ EXAMPLES = {
   capsim run                                        the built-in launch scenario
   capsim run scenarios/growth.yaml --seed 7 --out out/growth
   capsim run --set workload.sessions.peak_users=500 --set instances.count=3
-  capsim run scenarios/launch.yaml -r 10 --out out/r10   10 replications with 95% intervals""",
+  capsim run scenarios/launch.yaml -r 10 --out out/r10   10 replications with 95% intervals
+  capsim run scenarios/fullscale.yaml --fidelity flow --set horizon=30d   a month in the fast mode
+  capsim run scenarios/fullscale.yaml --fidelity flow --check   and a request-level window beside it
+  capsim run --request-log out/requests.csv          every request's timings, as a server would log them""",
     "compare": """examples:
   capsim compare --set-b instances.count=2          the built-in scenario against itself with 2 instances
   capsim compare scenarios/growth.yaml --set-b 'autoscaler={policy: hpa, min_instances: 2, max_instances: 5}'
@@ -25,10 +29,16 @@ EXAMPLES = {
   capsim sweep --param instances.count=1,2,3
   capsim sweep scenarios/launch.yaml --param workload.sessions.peak_users=100,250,500 \\
       --param 'autoscaler=null,{policy: hpa, min_instances: 1, max_instances: 10}' --out out/sweep
-  capsim sweep ... --out out/sweep --resume         after Ctrl-C, a kill or a full disk""",
+  capsim sweep ... --out out/sweep --resume         after Ctrl-C, a kill or a full disk
+  capsim sweep --param instances.count=1,2,3,4,5,6 --screen flow --confirm 2   fast mode first, best 2 confirmed""",
     "plan": """examples:
   capsim plan                                       the seed's capacity-planning table (~2-3 min)
-  capsim plan --levels light,medium --plans standard -r 5""",
+  capsim plan --levels light,medium --plans standard -r 5
+  capsim plan --screen flow --confirm 2              every configuration in the fast mode, the best confirmed""",
+    "calibrate": """examples:
+  capsim calibrate requests.csv --out out/cal        a request log with server timings (docs/calibration-inputs.md)
+  capsim calibrate log:requests.jsonl --col t=ts --col latency=rt:ms --base scenarios/launch.yaml
+  capsim calibrate artillery:report.json metrics:platform.csv""",
     "report": """examples:
   capsim report capsim-out/launch
   capsim report out/ab --images png""",
@@ -60,6 +70,8 @@ def parser(commands: dict) -> argparse.ArgumentParser:
              "sweep": "a grid of parameter values with replications: sweep.csv",
              "plan": "recompute the seed's capacity-planning table by simulation",
              "report": "(re)draw report.html from an output folder of run, compare, sweep or plan",
+             "calibrate": "fit a scenario to request logs, an Artillery report or metrics: calibrated.yaml, "
+                          "calibration.html",
              "validate": "check a scenario; print every problem with FILE:LINE:COL, and warnings",
              "schema": "print the JSON Schema of scenario files (for editors)",
              "docs": "print the Markdown reference of every scenario field"}
@@ -77,6 +89,9 @@ def _run(cmd) -> None:
     _seed(cmd, "the scenario's seed")
     cmd.add_argument("--replications", "-r", type=positive, metavar="R",
                      help="run R replications (seeds spawned from the base seed) and report 95%% intervals")
+    cmd.add_argument("--request-log", metavar="FILE",
+                     help="also write every request's timings to this CSV, as a Node server would log them "
+                          "(and FILE's process totals beside it; one run at the request level, not with --replications)")
     cmd.add_argument("--check", action="store_true",
                      help="with --fidelity flow: also run a short request-level window (--check-window) beside it "
                           "and print the agreement")
@@ -169,7 +184,7 @@ def _schema(cmd) -> None:
 
 
 OPTIONS = {"run": _run, "compare": _compare, "sweep": _sweep, "plan": _plan, "report": _report,
-           "validate": _validate, "schema": _schema, "docs": _schema}
+           "calibrate": calibrate_options, "validate": _validate, "schema": _schema, "docs": _schema}
 
 
 # -- shared options -----------------------------------------------------------------------------------

@@ -98,6 +98,19 @@ class Metrics:
             req.done = True
             self.done(_GaveUp(self.kernel.now - timeout - self.outside, req.endpoint), TIMEOUT)   # latency exactly ``timeout``
 
+    def keep_last_outside(self) -> None:
+        """For request logs: remember each response's latency outside the server in ``last_outside``
+        (costs nothing unless called: the draws pass through a remembering generator)."""
+        self.last_outside = self.outside
+        if self._outside is not None:
+            source = self._outside
+
+            def remembered():
+                for x in source:
+                    self.last_outside = x
+                    yield x
+            self._outside = remembered()
+
     # -- intervals --------------------------------------------------------------
     def ticks(self) -> list[float]:
         n = int(ceil(self.horizon / self.interval - 1e-9))
