@@ -3,7 +3,8 @@
 Non-homogeneous Poisson arrivals are made by inverting the cumulative rate: with
 E ~ Exp(1), the next arrival after t is where the integral of the rate from t reaches
 E. Rates are piecewise linear, so each piece inverts exactly (no thinning, one draw
-per arrival). Session users' requests come from one clock whose rate is
+per arrival); Artillery phases arrive evenly spaced by default (``capsim.models.phases``).
+Session users' requests come from one clock whose rate is
 ``request_rate x active sessions``; when the count changes, the unspent part of the
 current exponential is kept (time rescaling), so each request still costs one draw.
 """
@@ -14,8 +15,9 @@ from math import sqrt
 
 from capsim.models.distributions import Exponential, draws, uniforms
 from capsim.models.endpoints import mix
+from capsim.models.phases import even_arrivals
 
-__all__ = ["invert", "SessionSource", "OpenLoopSource"]
+__all__ = ["invert", "SessionSource", "OpenLoopSource", "compile_flows"]
 
 INF = float("inf")
 
@@ -139,23 +141,50 @@ class SessionSource:
         self._socket_eps = sockets.endpoint_set(self.factory.index)
 
 
+def compile_flows(flows, index) -> list[list[tuple[float, int]]]:
+    """Each flow as ``(think before, endpoint index)`` pairs (think steps fold into the next request)."""
+    out = []
+    for f in flows:
+        steps, wait = [], 0.0
+        for st in f.flow:
+            if isinstance(st, str):
+                steps.append((wait, index[st]))
+                wait = 0.0
+            else:
+                wait += st.think
+        out.append(steps)
+    return out
+
+
 class OpenLoopSource:
-    """Poisson arrivals at a piecewise-linear rate; each one a request or a flow."""
+    """Open-loop arrivals, each one a request or a virtual user's flow.
+
+    Poisson arrivals at a piecewise-linear rate (inverted exactly), or Artillery's evenly
+    spaced phases (``capsim.models.phases``; no random draw for the times). A flow's
+    request carries ``flow = (source, next step, flow index)``.
+    """
 
     def __init__(self, kernel, config, endpoints, factory, route, streams, index: int):
         self.kernel, self.factory, self.route = kernel, factory, route
+        self.config = config
         self._segments = config.segments()
         self._k = 0
         tag = f"open_loop.{index}.{config.name}"
-        self._exp = draws(Exponential(mean=1.0), streams.get(tag + ".arrivals"))
+        self._even = even_arrivals(config.phases, config.start) if config.even else None
+        self._exp = None if config.even else draws(Exponential(mean=1.0), streams.get(tag + ".arrivals"))
         weights = config.mix if config.mix is not None else {n: e.weight for n, e in endpoints.items()}
         names = [n for n, w in weights.items() if w > 0]
         self._mix = mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get(tag + ".mix"))
-        self._flow = [factory.index[n] for n in config.flow] if config.flow else None
+        flows = config.all_flows()
+        self._flows = compile_flows(flows, factory.index) if flows else None
+        self.flow_names = [f.name or str(i) for i, f in enumerate(flows)] if flows else []
+        self._pick = mix(list(range(len(flows))), [f.weight for f in flows], streams.get(tag + ".flow_pick")) \
+            if flows and len(flows) > 1 else None
         self.arrivals = 0
         only = self._segments[0] if len(self._segments) == 1 else None
-        self._gap = 1.0 / only[2] if only and only[1] == INF and only[0] == 0 and only[2] > 0 else None
-        self._on_arrival = self._arrival
+        self._gap = 1.0 / only[2] if (self._exp is not None and only and only[1] == INF and only[0] == 0
+                                      and only[2] > 0) else None
+        self._on_arrival, self._on_step = self._arrival, self._step
 
     def segment(self, t: float):
         segs = self._segments
@@ -174,11 +203,14 @@ class OpenLoopSource:
         self._schedule(self.kernel.now)
 
     def _schedule(self, t: float) -> None:
-        if self._gap is not None:                 # constant rate from t = 0: no inversion needed
+        if self._even is not None:
+            nxt = next(self._even, INF)
+        elif self._gap is not None:                 # constant rate from t = 0: no inversion needed
             k = self.kernel
             heappush(k.heap, (t + next(self._exp) * self._gap, next(k.seq), self._on_arrival, None))
             return
-        nxt = invert(t, next(self._exp), self.segment)
+        else:
+            nxt = invert(t, next(self._exp), self.segment)
         if nxt < INF:
             self.kernel.at(nxt, self._on_arrival, None)
 
@@ -186,13 +218,31 @@ class OpenLoopSource:
         now = self.kernel.now
         self.arrivals += 1
         self._schedule(now)
-        if self._flow is None:
+        if self._flows is None:
             self.route(self.factory.make(now, next(self._mix), None, None))
+            return
+        k = next(self._pick) if self._pick is not None else 0
+        wait, ep = self._flows[k][0]
+        if wait > 0:
+            self.kernel.at(now + wait, self._on_step, (self.arrivals, k, 0))
         else:
-            self.route(self.factory.make(now, self._flow[0], self.arrivals, (self, 1)))
+            self.route(self.factory.make(now, ep, self.arrivals, (self, 1, k)))
+
+    def _step(self, args) -> None:
+        client, k, step = args
+        self.route(self.factory.make(self.kernel.now, self._flows[k][step][1], client, (self, step + 1, k)))
 
     def follow(self, req) -> None:
-        """``req`` of a flow finished: issue the flow's next step for the same user."""
-        step = req.flow[1]
-        if step < len(self._flow):
-            self.route(self.factory.make(self.kernel.now, self._flow[step], req.client, (self, step + 1)))
+        """``req`` of a flow finished: issue the flow's next step for the same user (after its think time)."""
+        _, step, k = req.flow
+        steps = self._flows[k]
+        if step < len(steps):
+            wait = steps[step][0]
+            if wait > 0:
+                self.kernel.at(self.kernel.now + wait, self._on_step, (req.client, k, step))
+            else:
+                self._step((req.client, k, step))
+
+    def last_step(self, req) -> bool:
+        """Whether ``req`` is its flow's last request (its user is done when it finishes)."""
+        return req.flow[1] == len(self._flows[req.flow[2]])

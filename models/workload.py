@@ -23,7 +23,7 @@ from capsim.models.distributions import Distribution, LogNormal
 from capsim.models.endpoints import DEFAULT_ENDPOINTS, Endpoint
 from capsim.models.units import Duration, PositiveDuration, Rate, parse_duration
 
-__all__ = ["WorkloadConfig", "SessionsConfig", "OpenLoopConfig", "Phase", "Step", "Event",
+__all__ = ["WorkloadConfig", "SessionsConfig", "OpenLoopConfig", "Phase", "Step", "Event", "Think", "WeightedFlow",
            "DAILY_CURVES", "Calendar"]
 
 DAILY_CURVES = {
@@ -85,12 +85,58 @@ class SessionsConfig(BaseModel):
 
 
 class Phase(BaseModel):
-    """An Artillery phase: ``arrivalRate`` for ``duration``, ramping linearly to ``rampTo``."""
+    """An Artillery phase: ``arrivalRate`` new virtual users per second for ``duration``
+    (ramping to ``rampTo``), or ``arrivalCount`` users spread over ``duration``, or a ``pause``."""
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: str = ""
-    duration: PositiveDuration
+    duration: PositiveDuration | None = Field(None, description="the phase's length (not with pause)")
     arrivalRate: Rate = 0.0
     rampTo: Rate | None = None
+    arrivalCount: int | None = Field(None, ge=0, description="users spread evenly over duration (instead of a rate)")
+    pause: Duration | None = Field(None, description="no arrivals for this long (instead of duration)")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.pause is not None:
+            if self.duration is not None or self.arrivalCount is not None or self.rampTo is not None:
+                raise ValueError("pause: expected a pause alone, without duration, arrivalCount or rampTo")
+            return self
+        if self.duration is None:
+            raise ValueError("duration: expected a duration (or a pause)")
+        if self.arrivalCount is not None and self.rampTo is not None:
+            raise ValueError("arrivalCount: expected arrivalCount or arrivalRate/rampTo, not both")
+        return self
+
+    @property
+    def length(self) -> float:
+        """Nominal length (Artillery's even scheduler may end a phase at its last arrival, a tick earlier)."""
+        return self.pause if self.pause is not None else self.duration
+
+    def rates(self) -> tuple[float, float]:
+        """Mean rate at the phase's start and end (a Poisson phase's linear piece)."""
+        if self.pause is not None:
+            return 0.0, 0.0
+        if self.arrivalCount is not None:
+            r = self.arrivalCount / self.duration
+            return r, r
+        return self.arrivalRate, self.arrivalRate if self.rampTo is None else self.rampTo
+
+
+class Think(BaseModel):
+    """A pause inside a flow (Artillery's ``think``)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    think: Duration
+
+
+FlowStep = Annotated[str | Think, Field(description="an endpoint name, or {think: DURATION}")]
+
+
+class WeightedFlow(BaseModel):
+    """One of several flows; each arrival picks one by weight (Artillery's ``scenarios[].weight``)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = ""
+    weight: float = Field(1.0, ge=0)
+    flow: list[FlowStep] = Field(min_length=1)
 
 
 class Step(BaseModel):
@@ -107,8 +153,12 @@ class OpenLoopConfig(BaseModel):
     rate: Rate | None = Field(None, description="constant Poisson rate")
     schedule: list[Step] | None = Field(None, description="piecewise-constant rates")
     phases: list[Phase] | None = Field(None, description="Artillery phases (after the last one: no arrivals)")
+    arrivals: Literal["even", "poisson"] | None = Field(
+        None, description="phases: even (default: as Artillery spaces them) or poisson (Artillery's mode: poisson); "
+                          "rate and schedule are always Poisson")
     mix: dict[str, float] | None = Field(None, description="endpoint weights for this source (default: the endpoints' weights)")
-    flow: list[str] | None = Field(None, description="endpoints each arrival issues one after another")
+    flow: list[FlowStep] | None = Field(None, description="endpoints each arrival issues one after another ({think: 2s}: a pause)")
+    flows: list[WeightedFlow] | None = Field(None, description="several flows, one picked by weight per arrival")
 
     @model_validator(mode="after")
     def _one_shape(self):
@@ -119,10 +169,30 @@ class OpenLoopConfig(BaseModel):
             ats = [s.at for s in self.schedule]
             if not ats or ats != sorted(ats):
                 raise ValueError("schedule: expected steps in increasing 'at' order")
+        if self.arrivals == "even" and self.phases is None:
+            raise ValueError("arrivals: even spacing is for phases; rate and schedule are Poisson")
+        if sum(x is not None for x in (self.mix, self.flow, self.flows)) > 1:
+            raise ValueError("expected at most one of mix, flow, flows")
+        if self.flows is not None and not any(f.weight > 0 for f in self.flows):
+            raise ValueError("flows: expected some weight > 0")
         return self
 
+    @property
+    def even(self) -> bool:
+        """Arrivals evenly spaced as Artillery makes them (phases, unless arrivals: poisson)."""
+        return self.phases is not None and self.arrivals != "poisson"
+
+    def all_flows(self) -> list[WeightedFlow] | None:
+        if self.flows is not None:
+            return list(self.flows)
+        return [WeightedFlow(flow=self.flow)] if self.flow is not None else None
+
+    def endpoint_names(self) -> list[str]:
+        steps = [s for f in self.all_flows() or [] for s in f.flow]
+        return list(self.mix or {}) + [s for s in steps if isinstance(s, str)]
+
     def segments(self) -> list[tuple[float, float, float, float]]:
-        """Linear rate pieces ``(t0, t1, r0, r1)`` in absolute seconds."""
+        """Linear rate pieces ``(t0, t1, r0, r1)`` in absolute seconds (the Poisson rate)."""
         s, inf = self.start, float("inf")
         if self.rate is not None:
             return [(s, inf, self.rate, self.rate)]
@@ -132,9 +202,9 @@ class OpenLoopConfig(BaseModel):
             return [(s + st.at, s + e, st.rate, st.rate) for st, e in zip(steps, ends)]
         out, t = [], s
         for ph in self.phases or []:
-            r1 = ph.arrivalRate if ph.rampTo is None else ph.rampTo
-            out.append((t, t + ph.duration, ph.arrivalRate, r1))
-            t += ph.duration
+            r0, r1 = ph.rates()
+            out.append((t, t + ph.length, r0, r1))
+            t += ph.length
         return out
 
 
@@ -151,7 +221,7 @@ class WorkloadConfig(BaseModel):
         if not known:
             raise ValueError("endpoints: expected at least one endpoint")
         for i, src in enumerate(self.open_loop):
-            for name in list(src.mix or {}) + list(src.flow or []):
+            for name in src.endpoint_names():
                 if name not in known:
                     raise ValueError(f"open_loop[{i}]: unknown endpoint {name!r}; expected one of {sorted(known)}")
         aware = self.start.tzinfo is not None

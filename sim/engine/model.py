@@ -68,7 +68,7 @@ class Model:
         outside = float(lat.value) if lat.dist == "constant" else draws(lat, streams.get("load_balancer.latency"))
         self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[], outside=outside)
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
-        flows = any(ol.flow for ol in sc.workload.open_loop)
+        flows = any(ol.all_flows() for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
         timeout = sc.instances.request_timeout
         self.sweeper = TimeoutSweeper(timeout, self.metrics.timed_out) if timeout else None
