@@ -11,13 +11,15 @@ current exponential is kept (time rescaling), so each request still costs one dr
 from __future__ import annotations
 
 from heapq import heappush
-from math import sqrt
+from math import floor, sqrt
+from typing import Iterator
 
 from capsim.models.distributions import Exponential, draws, uniforms
 from capsim.models.endpoints import mix
 from capsim.models.phases import even_arrivals
+from capsim.models.trace import rate_points as trace_rate_points, requests as trace_requests, scan as scan_trace
 
-__all__ = ["invert", "SessionSource", "OpenLoopSource", "compile_flows"]
+__all__ = ["invert", "SessionSource", "OpenLoopSource", "TraceSource", "compile_flows", "replay", "rate_segments"]
 
 INF = float("inf")
 
@@ -246,3 +248,109 @@ class OpenLoopSource:
     def last_step(self, req) -> bool:
         """Whether ``req`` is its flow's last request (its user is done when it finishes)."""
         return req.flow[1] == len(self._flows[req.flow[2]])
+
+
+def replay(config, index: dict, origin: float, keep, place) -> Iterator[tuple[float, int]]:
+    """(simulated time, endpoint index) of each replayed request, in time order.
+
+    ``keep`` and ``place`` are endless uniforms: one ``keep`` draw per recorded request
+    decides its extra copy (``scale``'s fractional part), one ``place`` draw per copy beyond the
+    first puts it within the recorded request's ``jitter`` window (see ``TraceConfig``).
+    """
+    skip, shift, s = origin + config.start_at, config.shift, config.scale
+    recorded = ((t - skip, index[r]) for t, r in trace_requests(config) if t >= skip)
+    if s == 1.0:
+        for x, ep in recorded:
+            yield shift + x, ep
+        return
+    whole, frac, width = floor(s), s - floor(s), config.jitter
+    window, pending = None, []
+    for x, ep in recorded:
+        k = floor(x / width)
+        if k != window:
+            yield from ((shift + t, e) for t, e in sorted(pending, key=lambda p: p[0]))
+            window, pending = k, []
+        n = whole + (next(keep) < frac)
+        if n:
+            pending.append((x, ep))
+            pending += [((k + next(place)) * width, ep) for _ in range(n - 1)]
+    yield from ((shift + t, e) for t, e in sorted(pending, key=lambda p: p[0]))
+
+
+def rate_segments(config, origin: float) -> Iterator[tuple[float, float, float, float]]:
+    """The rate series as linear pieces ``(t0, t1, r0, r1)`` in simulated time, scaled; a step
+    series' last rate holds for the gap before it, a linear one ends at its last point."""
+    skip, shift, s = origin + config.start_at, config.shift, config.scale
+    linear = config.interpolation == "linear"
+
+    def piece(a, b, r0, r1):
+        a, b = a - skip, b - skip
+        if b <= 0 or b <= a:
+            return None
+        if a < 0:
+            r0, a = r0 + (r1 - r0) * (-a) / (b - a), 0.0
+        return shift + a, shift + b, s * r0, s * r1
+
+    prev, gap = None, None
+    for t, r in trace_rate_points(config):
+        if prev is not None:
+            gap = t - prev[0]
+            p = piece(prev[0], t, prev[1], r if linear else prev[1])
+            if p is not None:
+                yield p
+        prev = (t, r)
+    if prev is not None and not linear and gap:
+        p = piece(prev[0], prev[0] + gap, prev[1], prev[1])
+        if p is not None:
+            yield p
+
+
+class TraceSource:
+    """Recorded traffic (``workload.trace``): a request log replayed, or a rate series as a
+    non-homogeneous Poisson process, read from disk as the run goes (one row ahead)."""
+
+    def __init__(self, kernel, config, endpoints, factory, route, streams):
+        self.kernel, self.factory, self.route, self.config = kernel, factory, route, config
+        info = scan_trace(config)
+        origin = config.origin_seconds(info.first)
+        self.arrivals = 0
+        self._on_arrival = self._arrival
+        if config.kind == "requests":
+            index = {r: factory.index[config.endpoint_of(r, endpoints)] for r in info.routes}
+            self._times = replay(config, index, origin, uniforms(streams.get("trace.scale")),
+                                 uniforms(streams.get("trace.jitter")))
+            return
+        self._times = None
+        self._exp = draws(Exponential(mean=1.0), streams.get("trace.arrivals"))
+        self._segs = rate_segments(config, origin)
+        self._cur = next(self._segs, None)
+        weights = config.mix if config.mix is not None else {n: e.weight for n, e in endpoints.items()}
+        names = [n for n, w in weights.items() if w > 0]
+        self._mix = mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get("trace.mix"))
+
+    def segment(self, t: float):
+        while self._cur is not None and self._cur[1] <= t:
+            self._cur = next(self._segs, None)
+        if self._cur is None:
+            return 0.0, 0.0, INF
+        t0, t1, r0, r1 = self._cur
+        if t < t0:
+            return 0.0, 0.0, t0
+        return r0 + (r1 - r0) * (t - t0) / (t1 - t0), r1, t1
+
+    def start(self) -> None:
+        self._schedule(self.kernel.now)
+
+    def _schedule(self, t: float) -> None:
+        if self._times is not None:
+            nxt, ep = next(self._times, (INF, None))
+        else:
+            nxt, ep = invert(t, next(self._exp), self.segment), None
+        if nxt < INF:
+            self.kernel.at(max(nxt, t), self._on_arrival, ep)
+
+    def _arrival(self, ep) -> None:
+        now = self.kernel.now
+        self.arrivals += 1
+        self._schedule(now)
+        self.route(self.factory.make(now, next(self._mix) if ep is None else ep, None, None))

@@ -24,7 +24,7 @@ from capsim.models.endpoints import DEFAULT_ENDPOINTS, Endpoint
 from capsim.models.units import Duration, PositiveDuration, Rate, parse_duration
 
 __all__ = ["WorkloadConfig", "SessionsConfig", "OpenLoopConfig", "Phase", "Step", "Event", "Think", "WeightedFlow",
-           "DAILY_CURVES", "Calendar"]
+           "DAILY_CURVES", "Calendar", "TraceConfig", "TraceColumns"]
 
 DAILY_CURVES = {
     # a game community: quiet at night, evening peak (assumed shape; override with 24 numbers)
@@ -208,11 +208,80 @@ class OpenLoopConfig(BaseModel):
         return out
 
 
+class TraceColumns(BaseModel):
+    """Which of the file's columns (CSV header names or JSON keys) hold what."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    time: str = Field("t", description="when the request arrived (or the rate point's time)")
+    route: str | None = Field("route", description="requests: the route (null: every request goes to default_endpoint)")
+    rate: str | None = Field("rate", description="rates: requests per second from this row to the next")
+    requests: str | None = Field(None, description="rates: a request count from this row to the next (instead of rate)")
+
+
+class TraceConfig(BaseModel):
+    """Recorded traffic replayed from a file, read as a stream (``capsim.models.trace``).
+
+    ``kind: requests``: each recorded request arrives at its own time, its route mapped to an
+    endpoint. ``kind: rates``: arrivals are a non-homogeneous Poisson process through the
+    series (``interpolation``: step = each rate holds until the next row, linear = straight
+    lines between rows), inverted exactly as the other sources are.
+
+    Time: trace time ``origin`` (default: the first row's time) plus ``start_at`` is replayed at
+    simulated time ``shift``; rows before ``origin + start_at`` are skipped.
+
+    ``scale`` (requests): with s = scale, each recorded request yields floor(s) arrivals, plus
+    one more with probability s - floor(s) (s < 1: it is kept with probability s). The first
+    keeps the recorded time; the others fall uniformly at random within the same ``jitter``
+    window (aligned to the replay's start) as the recorded request. So every window, and every
+    interval made of whole windows, gets exactly s times its recorded count in expectation,
+    and scale 1 replays the log exactly. (rates: every rate is multiplied by s.)
+    """
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    file: str = Field(description="CSV or JSON lines, optionally .gz (a relative path is relative to the scenario file)")
+    kind: Literal["requests", "rates"] = Field("requests", description="a request log or a rate series")
+    format: Literal["auto", "csv", "jsonl"] = Field("auto", description="auto: from the file name")
+    columns: TraceColumns = Field(default_factory=TraceColumns)
+    time_unit: Literal["s", "ms", "us"] = Field("s", description="unit of numeric times (ISO 8601 strings need none)")
+    origin: float | Literal["first"] = Field("first", description="trace time (in time_unit, or an epoch) that is the trace's zero")
+    start_at: Duration = Field(0.0, description="skip this much of the trace after its origin")
+    shift: Duration = Field(0.0, description="simulated time at which the replay starts")
+    scale: float = Field(1.0, gt=0, description="traffic multiplier (2.0: twice the users); see the method above")
+    jitter: PositiveDuration = Field(1.0, description="requests: the window the extra copies of scale fall in")
+    routes: dict[str, str] = Field(default_factory=dict, description="route -> endpoint (a route that is an endpoint's name maps to it)")
+    default_endpoint: str | None = Field(None, description="endpoint for routes not mapped (null: unmapped routes are an error)")
+    interpolation: Literal["step", "linear"] = Field("step", description="rates: between rows")
+    mix: dict[str, float] | None = Field(None, description="rates: endpoint weights (default: the endpoints' weights)")
+
+    @model_validator(mode="after")
+    def _columns(self):
+        if self.kind == "rates":
+            if self.rate_column is None and self.columns.requests is None:
+                raise ValueError("columns: a rate series needs columns.rate or columns.requests")
+            if self.interpolation == "linear" and self.columns.requests is not None:
+                raise ValueError("interpolation: linear needs rates at points (columns.rate), not counts per interval")
+        elif self.interpolation != "step" or self.mix is not None:
+            raise ValueError("interpolation and mix are for kind: rates")
+        from capsim.models.trace import scan
+        scan(self)                      # the file reads, row by row (cached while it is unchanged)
+        return self
+
+    @property
+    def rate_column(self) -> str | None:
+        return None if self.columns.requests is not None else self.columns.rate
+
+    def origin_seconds(self, first: float) -> float:
+        return first if self.origin == "first" else float(self.origin) * {"s": 1.0, "ms": 1e-3, "us": 1e-6}[self.time_unit]
+
+    def endpoint_of(self, route: str, endpoints) -> str | None:
+        name = self.routes.get(route, route if route in endpoints else None)
+        return name if name is not None else self.default_endpoint
+
+
 class WorkloadConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     start: datetime = Field(datetime(2026, 1, 5), description="calendar time at t = 0 (default: a Monday, 00:00)")
     sessions: SessionsConfig | None = Field(default_factory=SessionsConfig, description="user sessions; null for none")
     open_loop: list[OpenLoopConfig] = Field(default_factory=list, description="open-loop sources")
+    trace: TraceConfig | None = Field(None, description="recorded traffic replayed from a file (a request log or a rate series)")
     endpoints: dict[str, Endpoint] = Field(default_factory=lambda: dict(DEFAULT_ENDPOINTS))
 
     @model_validator(mode="after")
@@ -224,6 +293,8 @@ class WorkloadConfig(BaseModel):
             for name in src.endpoint_names():
                 if name not in known:
                     raise ValueError(f"open_loop[{i}]: unknown endpoint {name!r}; expected one of {sorted(known)}")
+        if self.trace is not None:
+            _check_trace(self.trace, known)
         aware = self.start.tzinfo is not None
         for ev in (self.sessions.events if self.sessions else []):
             if isinstance(ev.start, datetime) and (ev.start.tzinfo is not None) != aware:
@@ -232,6 +303,23 @@ class WorkloadConfig(BaseModel):
         if self.sessions is not None and sum(e.weight for e in self.endpoints.values()) <= 0:
             raise ValueError("endpoints: expected some weight > 0 for session traffic")
         return self
+
+
+def _check_trace(trace: TraceConfig, known: set) -> None:
+    """The file is readable and every route maps to an endpoint (the file is read once)."""
+    from capsim.models.trace import scan
+    for name in list(trace.routes.values()) + [trace.default_endpoint] + list(trace.mix or {}):
+        if name is not None and name not in known:
+            raise ValueError(f"trace: unknown endpoint {name!r}; expected one of {sorted(known)}")
+    info = scan(trace)
+    if trace.kind != "requests":
+        return
+    bad = {r: v for r, v in info.routes.items() if trace.endpoint_of(r, known) is None}
+    if bad:
+        listed = ", ".join(f"{r!r} ({c} requests, first on line {ln})" for r, (c, ln) in sorted(bad.items())[:10])
+        more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise ValueError(f"trace: {trace.file}: routes that map to no endpoint: {listed}{more}; map them in "
+                         f"trace.routes, or set trace.default_endpoint (endpoints: {sorted(known)})")
 
 
 class Calendar:

@@ -19,7 +19,7 @@ from capsim.models.pricing import Billing
 from capsim.models.sockets import Sockets
 from capsim.models.timeouts import TimeoutSweeper
 from capsim.models.request import CRASHED, OUTCOMES, TERMINATED, TIMEOUT
-from capsim.models.sources import OpenLoopSource, SessionSource
+from capsim.models.sources import OpenLoopSource, SessionSource, TraceSource
 from capsim.models.endpoints import RequestFactory
 from capsim.models.workload import Calendar
 from capsim.engine.autoscaler import Controller
@@ -102,6 +102,9 @@ class Model:
         for i, ol in enumerate(wl.open_loop):
             factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}", *self._request_options())
             self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i))
+        if wl.trace is not None:
+            factory = RequestFactory(wl.endpoints, streams, "trace", *self._request_options())
+            self.sources.append(TraceSource(k, wl.trace, wl.endpoints, factory, self.route, streams))
 
     def _request_options(self) -> tuple:
         r = self.scenario.database.replicas

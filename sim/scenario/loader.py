@@ -39,17 +39,22 @@ def load(path, overrides: list[str] | None = None) -> Scenario:
         raise ScenarioError([Problem(name, message="no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([Problem(name, message=f"cannot read: {exc}")]) from None
-    return load_text(text, name, overrides)
+    return load_text(text, name, overrides, base=p.parent)
 
 
-def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None) -> Scenario:
-    """Like ``load`` for YAML text (empty text: the built-in defaults)."""
+def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None,
+              base: Path | None = None) -> Scenario:
+    """Like ``load`` for YAML text (empty text: the built-in defaults). Files the scenario
+    names (``workload.trace.file``) are relative to ``base`` (default: the current folder);
+    those given by ``overrides`` to the current folder."""
     tree = _parse(text, filename)
     data = {} if tree is None else plain(tree)
     if not isinstance(data, dict):
         line, col = start(tree) or (None, None)
         raise ScenarioError([Problem(filename, line, col, message="expected a mapping of scenario fields "
                                      f"(name: ..., horizon: ...) at the top level, got {show(data)}")])
+    if base is not None:
+        _resolve_files(data, Path(base))
     problems, origins = _apply_all(data, overrides or [], filename)
     try:
         scenario = Scenario.model_validate(data)
@@ -76,6 +81,13 @@ def _parse(text: str, filename: str):
         raise ScenarioError([Problem(filename, line, col, message=f"YAML syntax error: {exc.problem or exc.context}")]) from None
     except YAMLError as exc:
         raise ScenarioError([Problem(filename, message=f"YAML syntax error: {exc}")]) from None
+
+
+def _resolve_files(data: dict, base: Path) -> None:
+    """Relative file names inside the scenario, made relative to the scenario file's folder."""
+    trace = (data.get("workload") or {}).get("trace") if isinstance(data.get("workload"), dict) else None
+    if isinstance(trace, dict) and isinstance(trace.get("file"), str) and not Path(trace["file"]).is_absolute():
+        trace["file"] = str(base / trace["file"])
 
 
 # -- overrides -----------------------------------------------------------------------
