@@ -159,6 +159,7 @@ class OpenLoopConfig(BaseModel):
     mix: dict[str, float] | None = Field(None, description="endpoint weights for this source (default: the endpoints' weights)")
     flow: list[FlowStep] | None = Field(None, description="endpoints each arrival issues one after another ({think: 2s}: a pause)")
     flows: list[WeightedFlow] | None = Field(None, description="several flows, one picked by weight per arrival")
+    urls: dict[str, str] = Field(default_factory=dict, description="endpoint -> the URL a script requested it by (Artillery-shaped reports)")
 
     @model_validator(mode="after")
     def _one_shape(self):
@@ -276,16 +277,30 @@ class TraceConfig(BaseModel):
         return name if name is not None else self.default_endpoint
 
 
+class ArtilleryScript(BaseModel):
+    """An Artillery 2 script to run as open-loop traffic (see capsim.scenario.artillery)."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    script: str = Field(description="the script (relative to the scenario file)")
+    routes: dict[str, str] = Field(default_factory=dict, description="URL path -> endpoint")
+    arrivals: Literal["even", "poisson"] | None = Field(None, description="default: as the script's phases say (even)")
+
+
 class WorkloadConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     start: datetime = Field(datetime(2026, 1, 5), description="calendar time at t = 0 (default: a Monday, 00:00)")
     sessions: SessionsConfig | None = Field(default_factory=SessionsConfig, description="user sessions; null for none")
     open_loop: list[OpenLoopConfig] = Field(default_factory=list, description="open-loop sources")
     trace: TraceConfig | None = Field(None, description="recorded traffic replayed from a file (a request log or a rate series)")
+    artillery: str | ArtilleryScript | None = Field(
+        None, description="an Artillery 2 script (FILE, or {script, routes, arrivals}) whose phases and flows the "
+                          "scenario loader adds to open_loop (capsim.scenario.artillery)")
     endpoints: dict[str, Endpoint] = Field(default_factory=lambda: dict(DEFAULT_ENDPOINTS))
 
     @model_validator(mode="after")
     def _names(self):
+        if self.artillery is not None:
+            raise ValueError("artillery: read by the scenario loader (capsim.load_scenario, the capsim command), which "
+                             "turns it into an open_loop source; from Python use capsim.scenario.artillery.script_source")
         known = set(self.endpoints)
         if not known:
             raise ValueError("endpoints: expected at least one endpoint")

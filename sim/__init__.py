@@ -25,14 +25,18 @@ def default_scenario() -> Scenario:
 
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
-        allow_code: bool = False) -> Result:
+        allow_code: bool = False, watchers=()) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
     ``decide(obs)``) used instead of the scenario's. ``allow_code``: let a scenario's
-    ``autoscaler: {policy: custom, path: ...}`` import its class.
+    ``autoscaler: {policy: custom, path: ...}`` import its class. ``watchers``: objects whose
+    ``attach(model)`` is called before the run (e.g. ``capsim.results.artillery.ArtilleryRecorder``).
     """
-    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code).run()
+    model = Model(scenario if scenario is not None else Scenario(), seed, policy, allow_code)
+    for w in watchers:
+        w.attach(model)
+    model.run()
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
     return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario)
 

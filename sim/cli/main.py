@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="let the scenario import the custom policy class it names (autoscaler.path)")
     run.add_argument("--replications", "-r", type=positive, metavar="R",
                      help="run R replications (seeds spawned from the base seed) and report 95%% intervals")
+    run.add_argument("--artillery-report", metavar="FILE",
+                     help="also write an Artillery 2 report.json of the run (10 s periods, http.response_time as "
+                          "Artillery measures it)")
     _set_option(run)
     _experiment_options(run)
     report_options(run)
@@ -159,9 +162,16 @@ def _run(args) -> int:
     slo = slo_of_args(args)
     out = Path(args.out) if args.out else Path("capsim-out") / slug(scenario.name)
     if args.replications:
+        if args.artillery_report:
+            print("capsim run: --artillery-report writes one run's report; drop --replications", file=sys.stderr)
+            return 2
         return exp.replications(args, scenario, slo, out)
+    recorder = None
+    if args.artillery_report:
+        from capsim.results.artillery import ArtilleryRecorder
+        recorder = ArtilleryRecorder()
     try:
-        result = capsim.run(scenario, args.seed, allow_code=args.allow_code)
+        result = capsim.run(scenario, args.seed, allow_code=args.allow_code, watchers=[recorder] if recorder else [])
     except CodeNotAllowed as exc:
         print(f"{args.file or BUILTIN}: {exc}", file=sys.stderr)
         return 2
@@ -174,6 +184,11 @@ def _run(args) -> int:
         print(f"{'slo':<10} {format_slo(result.summary['slo'])}")
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
               f"{out / 'scaling_events.csv'}, {out / 'scenario.json'}")
+    if recorder is not None:
+        recorder.write(args.artillery_report)
+        if not args.quiet:
+            print(f"artillery  {args.artillery_report} (Artillery 2 report.json: aggregate + "
+                  f"{len(recorder.periods)} periods of 10 s)")
     return write_report(out, args.images, quiet=args.quiet)
 
 

@@ -48,6 +48,7 @@ class Metrics:
         self.pool_wait = LogHistogram(rel_err=REL_ERR)   # pools record into it (bucket 0 = no wait)
         self.total_pool_wait = LogHistogram(rel_err=REL_ERR)
         self.rows: list[dict] = []
+        self.last_latency = 0.0                   # the latency recorded last (s)
         self.on_warmup: list = []                 # hooks called when the warm-up's last interval closes
 
     # -- hot path -------------------------------------------------------------
@@ -68,6 +69,7 @@ class Metrics:
         self._t = now
         self.in_system -= 1
         lat = now - req.t0 + (self.outside if self._outside is None else next(self._outside))
+        self.last_latency = lat                   # for watchers (Model.watch's on_done)
         if lat >= self._min:
             i = int(ceil(log(lat) * self._inv)) - self._off
             if i >= self._nb:

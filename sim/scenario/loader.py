@@ -14,6 +14,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from pydantic import ValidationError
 
 from capsim.scenario.problems import MISSING, Problem, ScenarioError, dotted, get, problems_of, show, start
+from capsim.models.endpoints import DEFAULT_ENDPOINTS
+from capsim.scenario.artillery import is_script, read_script, script_scenario, script_source
 from capsim.scenario.config import Scenario
 from capsim.scenario.slo import SLOConfig
 from capsim.scenario.yaml_io import plain, read_plain
@@ -53,8 +55,11 @@ def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | No
         line, col = start(tree) or (None, None)
         raise ScenarioError([Problem(filename, line, col, message="expected a mapping of scenario fields "
                                      f"(name: ..., horizon: ...) at the top level, got {show(data)}")])
+    if is_script(data):
+        data = script_scenario(tree, data, filename, list(DEFAULT_ENDPOINTS))
     if base is not None:
         _resolve_files(data, Path(base))
+    _expand_artillery(data, filename, Path(base) if base is not None else Path("."))
     problems, origins = _apply_all(data, overrides or [], filename)
     try:
         scenario = Scenario.model_validate(data)
@@ -88,6 +93,31 @@ def _resolve_files(data: dict, base: Path) -> None:
     trace = (data.get("workload") or {}).get("trace") if isinstance(data.get("workload"), dict) else None
     if isinstance(trace, dict) and isinstance(trace.get("file"), str) and not Path(trace["file"]).is_absolute():
         trace["file"] = str(base / trace["file"])
+
+
+def _expand_artillery(data: dict, filename: str, base: Path) -> None:
+    """``workload.artillery``: the script's phases and flows become one more open-loop source."""
+    wl = data.get("workload")
+    if not isinstance(wl, dict) or wl.get("artillery") is None:
+        return
+    ref = wl.pop("artillery")
+    ref = {"script": ref} if isinstance(ref, str) else ref
+    if not isinstance(ref, dict) or not isinstance(ref.get("script"), str):
+        raise ScenarioError([Problem(filename, path="workload.artillery",
+                                     message=f"expected FILE or {{script: FILE, routes: ..., arrivals: ...}}, got {show(ref)}")])
+    extra = set(ref) - {"script", "routes", "arrivals"}
+    if extra:
+        raise ScenarioError([Problem(filename, path="workload.artillery",
+                                     message=f"unknown keys {sorted(extra)}; expected script, routes, arrivals")])
+    path = Path(ref["script"]) if Path(ref["script"]).is_absolute() else base / ref["script"]
+    tree, script = read_script(path)
+    endpoints = list(wl["endpoints"]) if isinstance(wl.get("endpoints"), dict) else list(DEFAULT_ENDPOINTS)
+    if not is_script(script):
+        raise ScenarioError([Problem(str(path), message="expected an Artillery script (config: with phases, scenarios:)")])
+    source = script_source(tree, script, str(path), endpoints, ref.get("routes"), ref.get("arrivals"))
+    loops = wl.setdefault("open_loop", [])
+    if isinstance(loops, list):
+        loops.append(source)
 
 
 # -- overrides -----------------------------------------------------------------------
