@@ -1,4 +1,4 @@
-"""The ``capsim`` command: run, compare, sweep, plan, validate, schema, docs.
+"""The ``capsim`` command: run, compare, sweep, plan, backtest, report, validate, schema, docs.
 
 Exit codes: 0 success; 1 an output file could not be written; 2 bad input (a scenario
 problem, listed one per line on stderr, or a bad command line).
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from capsim.models.autoscaling import CodeNotAllowed
 from capsim.cli import experiments as exp
+from capsim.cli.backtest import add_backtest
 from capsim.cli.common import (BUILTIN, duration, positive, report_options, scenario_of, seed, slo_of_args, slug,
                              write_report)
 from capsim.scenario.loader import ScenarioError
@@ -109,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     _experiment_options(pln, slo=False)
     report_options(pln)
     pln.set_defaults(func=exp.plan_cmd)
+    add_backtest(sub, _set_option, _experiment_options, positive, duration, seed)
     rep = sub.add_parser("report", help="(re)draw report.html from an output folder of run, compare, sweep or plan")
     rep.add_argument("folder", help="the output folder")
     report_options(rep)
@@ -143,7 +145,7 @@ def _experiment_options(parser: argparse.ArgumentParser, slo: bool = True) -> No
 def _cluster_ok(args) -> bool:
     """With --cluster (or DASK_SCHEDULER_ADDRESS), Dask distributed must be importable."""
     from capsim.experiments.parallel import cluster_address
-    parallel = args.command in ("compare", "sweep", "plan") or getattr(args, "replications", None)
+    parallel = args.command in ("compare", "sweep", "plan", "backtest") or getattr(args, "replications", None)
     if not parallel or cluster_address(getattr(args, "cluster", None)) is None:
         return True
     try:
