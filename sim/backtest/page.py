@@ -32,7 +32,7 @@ def backtest_figure(table: pd.DataFrame, stat: str, label_a: str = "capsim", lab
                                  name=f"{label}: 95% interval", showlegend=False))
         fig.add_trace(go.Scatter(x=x, y=y, name=label, mode="lines+markers", line={"color": color, "dash": "dash"}))
     fig.update_layout(title=title, xaxis_title="log time (s), interval midpoints", yaxis_title=unit,
-                      template="plotly_white", legend={"orientation": "h"})
+                      template="plotly_white", legend={"orientation": "h", "y": -0.25})
     return fig
 
 

@@ -200,7 +200,7 @@ def backtest(log, scenario: Scenario, out, interval: float = 60.0, replications:
     ra = Replications(sides[0], base, seeds, outputs[:replications], interrupted, "A")
     rb = Replications(sides[1], base, seeds, outputs[replications:], interrupted, "B") if scenario_b is not None else None
     notes = [f"measured window {start:g}-{end:g} s of the log ({len(measured)} requests; {len(frame)} replayed in all), "
-             f"simulated until {horizon:g} s"]
+             f"simulated until {horizon:g} s."]
     return Backtest(log.name, interval, edges, measured_intervals(measured, edges), ra, rb,
                     label_a or scenario.name, label_b or (scenario_b.name if scenario_b is not None else "B"), notes)
 
