@@ -7,10 +7,14 @@ so ``peak_users`` is the expected number of concurrent users at the busiest week
 hour (Little's law, in the quasi-steady state). Each concurrent user issues requests
 as a Poisson process of ``request_rate`` (seed: 0.5/s per user) over the endpoint mix.
 
-Open-loop sources add Poisson traffic that ignores the system's state: a constant
-``rate``, a piecewise-constant ``schedule`` or Artillery ``phases`` (``duration``,
-``arrivalRate``, ``rampTo``: linear ramps). With ``flow``, each arrival is a virtual
-user that issues the flow's endpoints one after another, as Artillery does.
+Open-loop sources add traffic that ignores the system's state: Poisson at a constant
+``rate`` or a piecewise-constant ``schedule``, or Artillery ``phases`` (``duration``,
+``arrivalRate``, ``rampTo``, ``arrivalCount``, ``pause``) evenly spaced as Artillery 2
+spaces them (``capsim.models.phases``; ``arrivals: poisson``: a Poisson process through
+the same rates). With ``flow`` (or weighted ``flows``), each arrival is a virtual user that
+issues the flow's endpoints one after another, pausing at ``think`` steps, as Artillery does.
+
+``trace`` replays recorded traffic from a file (``TraceConfig``, ``capsim.models.trace``).
 """
 from __future__ import annotations
 

@@ -221,3 +221,14 @@ def test_response_times_within_stated_tolerances(simulated):
     r, s = rs["http.response_time"], ss["http.response_time"]
     assert abs(s["mean"] / r["mean"] - 1) <= 0.25, (r, s)
     assert s["p95"] <= r["p95"] and s["min"] >= 0
+
+
+def test_script_given_by_an_override_is_relative_to_the_current_folder(tmp_path, monkeypatch):
+    (tmp_path / "s.yml").write_text(SEED_SCRIPT.replace("requests:", "flow:"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text("horizon: 60s\nwarmup: 0s\nworkload:\n  sessions: null\n")
+    monkeypatch.chdir(tmp_path)
+    sc = load(tmp_path / "sub" / "base.yaml", ["workload.artillery=s.yml"])
+    assert sc.workload.open_loop[0].name == "artillery s.yml" and len(sc.workload.open_loop[0].phases) == 3
+    sc = load(tmp_path / "s.yml", ["workload.open_loop.0.phases.1.arrivalRate=5"])     # a script takes --set too
+    assert sc.workload.open_loop[0].phases[1].arrivalRate == 5

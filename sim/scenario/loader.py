@@ -47,8 +47,9 @@ def load(path, overrides: list[str] | None = None) -> Scenario:
 def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None,
               base: Path | None = None) -> Scenario:
     """Like ``load`` for YAML text (empty text: the built-in defaults). Files the scenario
-    names (``workload.trace.file``) are relative to ``base`` (default: the current folder);
-    those given by ``overrides`` to the current folder."""
+    names (``workload.trace.file``, ``workload.artillery``) are relative to ``base`` (default:
+    the current folder); those given by ``overrides`` to the current folder. An Artillery
+    script (top-level ``config`` and ``scenarios``) is read as a scenario of its own."""
     tree = _parse(text, filename)
     data = {} if tree is None else plain(tree)
     if not isinstance(data, dict):
@@ -59,8 +60,8 @@ def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | No
         data = script_scenario(tree, data, filename, list(DEFAULT_ENDPOINTS))
     if base is not None:
         _resolve_files(data, Path(base))
-    _expand_artillery(data, filename, Path(base) if base is not None else Path("."))
     problems, origins = _apply_all(data, overrides or [], filename)
+    _expand_artillery(data, filename)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -90,12 +91,19 @@ def _parse(text: str, filename: str):
 
 def _resolve_files(data: dict, base: Path) -> None:
     """Relative file names inside the scenario, made relative to the scenario file's folder."""
-    trace = (data.get("workload") or {}).get("trace") if isinstance(data.get("workload"), dict) else None
+    wl = data.get("workload")
+    if not isinstance(wl, dict):
+        return
+    trace, art = wl.get("trace"), wl.get("artillery")
     if isinstance(trace, dict) and isinstance(trace.get("file"), str) and not Path(trace["file"]).is_absolute():
         trace["file"] = str(base / trace["file"])
+    if isinstance(art, str) and not Path(art).is_absolute():
+        wl["artillery"] = str(base / art)
+    elif isinstance(art, dict) and isinstance(art.get("script"), str) and not Path(art["script"]).is_absolute():
+        art["script"] = str(base / art["script"])
 
 
-def _expand_artillery(data: dict, filename: str, base: Path) -> None:
+def _expand_artillery(data: dict, filename: str) -> None:
     """``workload.artillery``: the script's phases and flows become one more open-loop source."""
     wl = data.get("workload")
     if not isinstance(wl, dict) or wl.get("artillery") is None:
@@ -109,7 +117,7 @@ def _expand_artillery(data: dict, filename: str, base: Path) -> None:
     if extra:
         raise ScenarioError([Problem(filename, path="workload.artillery",
                                      message=f"unknown keys {sorted(extra)}; expected script, routes, arrivals")])
-    path = Path(ref["script"]) if Path(ref["script"]).is_absolute() else base / ref["script"]
+    path = Path(ref["script"])
     tree, script = read_script(path)
     endpoints = list(wl["endpoints"]) if isinstance(wl.get("endpoints"), dict) else list(DEFAULT_ENDPOINTS)
     if not is_script(script):
