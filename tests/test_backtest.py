@@ -154,3 +154,16 @@ def test_bad_scenario_exit_2(tmp_path, capsys):
     (tmp_path / "s.yaml").write_text("horizon: -5\n")
     assert main(["backtest", str(f), "--scenario", str(tmp_path / "s.yaml")]) == 2
     assert "s.yaml:1:10: horizon" in capsys.readouterr().err
+
+
+def test_capsim_report_redraws_the_backtest_page(calibrated, tmp_path, capsys):
+    out = tmp_path / "bt"
+    assert main(["backtest", str(RUNS / "CAL_E1.csv.gz"), "--scenario", str(calibrated), "-r", "2", "--workers", "1",
+                 "--out", str(out), "--quiet", "--set-b", "instances.count=2"]) == 0
+    first = figure_data((out / "report.html").read_text(), "backtest-p95_ms")
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text()
+    assert "Backtest: CAL_E1" in page and "B - A on the same traffic" in page
+    again = figure_data(page, "backtest-p95_ms")
+    assert [list(c["y"]) for c in again] == [list(c["y"]) for c in first]

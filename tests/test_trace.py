@@ -198,3 +198,13 @@ def test_config_errors():
         TraceConfig.model_validate({"file": "x.csv", "interpolation": "linear"})
     with pytest.raises(ValidationError, match="scale"):
         TraceConfig.model_validate({"file": "x.csv", "scale": 0})
+
+
+def test_same_results_in_process_and_in_workers(tmp_path):
+    import capsim
+    f = _uniform_log(tmp_path, n=400, span=40)
+    sc = scenario({"file": str(f), "scale": 1.5}, horizon=50)
+    one = capsim.replicate(sc, replications=2, workers=1, progress=False).summaries
+    two = capsim.replicate(sc, replications=2, workers=2, progress=False).summaries
+    drop = lambda s: {k: v for k, v in s.items() if k != "wall_seconds"}    # noqa: E731
+    assert [drop(s) for s in one] == [drop(s) for s in two]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from capsim.backtest.intervals import IntervalRecorder, edges_of, measured_intervals
 from capsim.backtest.logs import LogError, read_log, route_map, write_trace
-from capsim.backtest.page import backtest_page
+from capsim.backtest.page import backtest_page, backtest_page_from
 from capsim.backtest.run import Backtest, backtest, replay_scenario
 
 __all__ = ["read_log", "route_map", "write_trace", "LogError", "IntervalRecorder", "edges_of", "measured_intervals",
-           "Backtest", "backtest", "replay_scenario", "backtest_page"]
+           "Backtest", "backtest", "replay_scenario", "backtest_page", "backtest_page_from"]

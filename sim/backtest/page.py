@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from capsim.backtest.intervals import STATS
 from capsim.report import Page
 
-__all__ = ["backtest_page", "backtest_figure"]
+__all__ = ["backtest_page", "backtest_page_from", "backtest_figure"]
 
 TITLES = {"rate": ("Arrivals per second", "requests/s", 1), "mean_ms": ("Mean latency", "ms", 1),
           "p95_ms": ("p95 latency", "ms", 1), "p99_ms": ("p99 latency", "ms", 1),
@@ -50,18 +50,34 @@ def _errors(table: pd.DataFrame, side: str) -> pd.DataFrame:
 
 def backtest_page(bt) -> Page:
     """The page of a ``capsim.backtest.Backtest``."""
-    table = bt.table()
-    page = Page(f"Backtest: {bt.log_name}", f"{bt.label_a}; {len(bt.a.summaries)} replications; "
-                                            f"intervals of {bt.interval:g} s by arrival")
-    page.text("What this is", " ".join(bt.notes) + " The log's own arrivals are replayed through the scenario; "
+    comp = bt.comparison().table() if bt.b is not None else None
+    return _page(bt.table(), bt.log_name, bt.label_a, bt.label_b if bt.b is not None else None, bt.interval,
+                 len(bt.a.summaries), bt.notes, comp)
+
+
+def backtest_page_from(folder) -> Page:
+    """The same page from what ``capsim backtest`` wrote (``backtest.json``, ``comparison.csv``)."""
+    import json
+    from pathlib import Path
+    folder = Path(folder)
+    doc = json.loads((folder / "backtest.json").read_text())
+    comp = pd.read_csv(folder / "comparison.csv") if doc.get("scenario_b") and (folder / "comparison.csv").exists() else None
+    return _page(pd.DataFrame(doc["intervals"]), doc["log"], doc["scenario_a"], doc.get("scenario_b"),
+                 doc["interval_s"], doc["replications"], doc["notes"], comp)
+
+
+def _page(table, log_name, label_a, label_b, interval, replications, notes, comp) -> Page:
+    page = Page(f"Backtest: {log_name}", f"{label_a}; {replications} replications; intervals of {interval:g} s "
+                                         "by arrival")
+    page.text("What this is", " ".join(notes) + " The log's own arrivals are replayed through the scenario; "
               "each curve point is one interval, capsim's the mean over the replications with its 95% interval.")
     for k in STATS:
-        page.figure(f"backtest-{k}", backtest_figure(table, k, bt.label_a, bt.label_b if bt.b is not None else None))
+        page.figure(f"backtest-{k}", backtest_figure(table, k, label_a, label_b))
     page.table("Prediction error per interval (A)", _errors(table, "capsim"),
                note="error: capsim / measured - 1 in %; the error share: capsim - measured in percentage points")
-    if bt.b is not None:
-        page.table(f"Counterfactual B per interval: {bt.label_b}", _errors(table, "capsim_b"))
-        comp = bt.comparison().table()
-        keep = [c for c in ("metric", "a", "b", "diff", "ci_low", "ci_high", "p_value", "verdict") if c in comp.columns]
-        page.table("B - A on the same traffic (paired, common random numbers)", comp[keep])
+    if label_b is not None:
+        page.table(f"Counterfactual B per interval: {label_b}", _errors(table, "capsim_b"))
+        if comp is not None:
+            keep = [c for c in ("metric", "a", "b", "diff", "ci_low", "ci_high", "p_value", "verdict") if c in comp.columns]
+            page.table("B - A on the same traffic (paired, common random numbers)", comp[keep])
     return page

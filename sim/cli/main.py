@@ -199,6 +199,10 @@ def _report(args) -> int:
     if not folder.is_dir():
         print(f"capsim report: {folder}: no such folder", file=sys.stderr)
         return 2
+    if (folder / "backtest.json").is_file():          # a backtest folder: its own page, not a comparison's
+        from capsim.backtest import backtest_page_from
+        print(f"report     {backtest_page_from(folder).write(folder / 'report.html')}")
+        return 0
     try:
         return write_report(folder, args.images)
     except FileNotFoundError as exc:
