@@ -167,3 +167,12 @@ def test_capsim_report_redraws_the_backtest_page(calibrated, tmp_path, capsys):
     assert "Backtest: CAL_E1" in page and "B - A on the same traffic" in page
     again = figure_data(page, "backtest-p95_ms")
     assert [list(c["y"]) for c in again] == [list(c["y"]) for c in first]
+
+
+def test_unanswered_requests_make_the_backtest_say_so(tmp_path):
+    """One request of 10 s CPU and a drain of 1 s: it has no answer when the run ends."""
+    log = read_log(write_log(tmp_path / "log.csv", [(0.0, "/work", 10.0, 200), (0.5, "/work", 10.0, 200)]))
+    bt = backtest(log, one_loop(cpu="10s"), tmp_path / "out", interval=1.0, replications=1, workers=1,
+                  progress=False, drain=1.0)
+    assert any(n.startswith("NOT TRUSTWORTHY (A): up to 2 requests") for n in bt.notes)
+    assert "NOT TRUSTWORTHY" in bt.format()

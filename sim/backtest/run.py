@@ -201,8 +201,23 @@ def backtest(log, scenario: Scenario, out, interval: float = 60.0, replications:
     rb = Replications(sides[1], base, seeds, outputs[replications:], interrupted, "B") if scenario_b is not None else None
     notes = [f"measured window {start:g}-{end:g} s of the log ({len(measured)} requests; {len(frame)} replayed in all), "
              f"simulated until {horizon:g} s."]
+    notes += _trust(ra, "A") + (_trust(rb, "B") if rb is not None else [])
     return Backtest(log.name, interval, edges, measured_intervals(measured, edges), ra, rb,
                     label_a or scenario.name, label_b or (scenario_b.name if scenario_b is not None else "B"), notes)
+
+
+def _trust(reps: Replications, side: str) -> list[str]:
+    """What makes a side's figures less than they seem: failed replications, unanswered requests."""
+    out = []
+    if reps.errors:
+        out.append(f"NOT TRUSTWORTHY ({side}): {len(reps.errors)} of {len(reps.seeds)} replications failed: {reps.errors[0]}")
+    if reps.interrupted:
+        out.append(f"INCOMPLETE ({side}): interrupted; the figures cover the replications that finished")
+    missing = [o["intervals"][-1]["arrivals"] - o["intervals"][-1]["answered"] for o in reps.outputs if o and "intervals" in o]
+    if any(missing):
+        out.append(f"NOT TRUSTWORTHY ({side}): up to {max(missing)} requests of the window had no answer when the "
+                   "simulation ended, so their latencies are missing (a longer drain, or a system that never catches up)")
+    return out
 
 
 def _trace(log, scenario: Scenario, out: Path, name: str, same_as: dict | None = None) -> tuple[Path, dict]:
