@@ -3,19 +3,23 @@
 Non-homogeneous Poisson arrivals are made by inverting the cumulative rate: with
 E ~ Exp(1), the next arrival after t is where the integral of the rate from t reaches
 E. Rates are piecewise linear, so each piece inverts exactly (no thinning, one draw
-per arrival). Session users' requests come from one clock whose rate is
+per arrival); Artillery phases arrive evenly spaced by default (``capsim.models.phases``).
+Session users' requests come from one clock whose rate is
 ``request_rate x active sessions``; when the count changes, the unspent part of the
 current exponential is kept (time rescaling), so each request still costs one draw.
 """
 from __future__ import annotations
 
 from heapq import heappush
-from math import sqrt
+from math import floor, sqrt
+from typing import Iterator
 
 from capsim.models.distributions import Exponential, draws, uniforms
 from capsim.models.endpoints import mix
+from capsim.models.phases import even_arrivals
+from capsim.models.trace import rate_points as trace_rate_points, requests as trace_requests, scan as scan_trace
 
-__all__ = ["invert", "SessionSource", "OpenLoopSource"]
+__all__ = ["invert", "SessionSource", "OpenLoopSource", "TraceSource", "compile_flows", "replay", "rate_segments"]
 
 INF = float("inf")
 
@@ -142,23 +146,50 @@ class SessionSource:
         self._socket_eps = sockets.endpoint_set(self.factory.index)
 
 
+def compile_flows(flows, index) -> list[list[tuple[float, int]]]:
+    """Each flow as ``(think before, endpoint index)`` pairs (think steps fold into the next request)."""
+    out = []
+    for f in flows:
+        steps, wait = [], 0.0
+        for st in f.flow:
+            if isinstance(st, str):
+                steps.append((wait, index[st]))
+                wait = 0.0
+            else:
+                wait += st.think
+        out.append(steps)
+    return out
+
+
 class OpenLoopSource:
-    """Poisson arrivals at a piecewise-linear rate; each one a request or a flow."""
+    """Open-loop arrivals, each one a request or a virtual user's flow.
+
+    Poisson arrivals at a piecewise-linear rate (inverted exactly), or Artillery's evenly
+    spaced phases (``capsim.models.phases``; no random draw for the times). A flow's
+    request carries ``flow = (source, next step, flow index)``.
+    """
 
     def __init__(self, kernel, config, endpoints, factory, route, streams, index: int, horizon: float = INF):
         self.kernel, self.factory, self.route, self.horizon = kernel, factory, route, horizon
+        self.config = config
         self._segments = config.segments()
         self._k = 0
         tag = f"open_loop.{index}.{config.name}"
-        self._exp = draws(Exponential(mean=1.0), streams.get(tag + ".arrivals"))
+        self._even = even_arrivals(config.phases, config.start) if config.even else None
+        self._exp = None if config.even else draws(Exponential(mean=1.0), streams.get(tag + ".arrivals"))
         weights = config.mix if config.mix is not None else {n: e.weight for n, e in endpoints.items()}
         names = [n for n, w in weights.items() if w > 0]
         self._mix = mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get(tag + ".mix"))
-        self._flow = [factory.index[n] for n in config.flow] if config.flow else None
+        flows = config.all_flows()
+        self._flows = compile_flows(flows, factory.index) if flows else None
+        self.flow_names = [f.name or str(i) for i, f in enumerate(flows)] if flows else []
+        self._pick = mix(list(range(len(flows))), [f.weight for f in flows], streams.get(tag + ".flow_pick")) \
+            if flows and len(flows) > 1 else None
         self.arrivals = 0
         only = self._segments[0] if len(self._segments) == 1 else None
-        self._gap = 1.0 / only[2] if only and only[1] == INF and only[0] == 0 and only[2] > 0 else None
-        self._on_arrival = self._arrival
+        self._gap = 1.0 / only[2] if (self._exp is not None and only and only[1] == INF and only[0] == 0
+                                      and only[2] > 0) else None
+        self._on_arrival, self._on_step = self._arrival, self._step
 
     def segment(self, t: float):
         segs = self._segments
@@ -177,11 +208,14 @@ class OpenLoopSource:
         self._schedule(self.kernel.now)
 
     def _schedule(self, t: float) -> None:
-        if self._gap is not None:                 # constant rate from t = 0: no inversion needed
+        if self._even is not None:
+            nxt = next(self._even, INF)
+        elif self._gap is not None:                 # constant rate from t = 0: no inversion needed
             k = self.kernel
             heappush(k.heap, (t + next(self._exp) * self._gap, next(k.seq), self._on_arrival, None))
             return
-        nxt = invert(t, next(self._exp), self.segment, self.horizon)
+        else:
+            nxt = invert(t, next(self._exp), self.segment, self.horizon)
         if nxt < INF:
             self.kernel.at(nxt, self._on_arrival, None)
 
@@ -189,13 +223,137 @@ class OpenLoopSource:
         now = self.kernel.now
         self.arrivals += 1
         self._schedule(now)
-        if self._flow is None:
+        if self._flows is None:
             self.route(self.factory.make(now, next(self._mix), None, None))
+            return
+        k = next(self._pick) if self._pick is not None else 0
+        wait, ep = self._flows[k][0]
+        if wait > 0:
+            self.kernel.at(now + wait, self._on_step, (self.arrivals, k, 0))
         else:
-            self.route(self.factory.make(now, self._flow[0], self.arrivals, (self, 1)))
+            self.route(self.factory.make(now, ep, self.arrivals, (self, 1, k)))
+
+    def _step(self, args) -> None:
+        client, k, step = args
+        self.route(self.factory.make(self.kernel.now, self._flows[k][step][1], client, (self, step + 1, k)))
 
     def follow(self, req) -> None:
-        """``req`` of a flow finished: issue the flow's next step for the same user."""
-        step = req.flow[1]
-        if step < len(self._flow):
-            self.route(self.factory.make(self.kernel.now, self._flow[step], req.client, (self, step + 1)))
+        """``req`` of a flow finished: issue the flow's next step for the same user (after its think time)."""
+        _, step, k = req.flow
+        steps = self._flows[k]
+        if step < len(steps):
+            wait = steps[step][0]
+            if wait > 0:
+                self.kernel.at(self.kernel.now + wait, self._on_step, (req.client, k, step))
+            else:
+                self._step((req.client, k, step))
+
+    def last_step(self, req) -> bool:
+        """Whether ``req`` is its flow's last request (its user is done when it finishes)."""
+        return req.flow[1] == len(self._flows[req.flow[2]])
+
+
+def replay(config, index: dict, origin: float, keep, place) -> Iterator[tuple[float, int]]:
+    """(simulated time, endpoint index) of each replayed request, in time order.
+
+    ``keep`` and ``place`` are endless uniforms: one ``keep`` draw per recorded request
+    decides its extra copy (``scale``'s fractional part), one ``place`` draw per copy beyond the
+    first puts it within the recorded request's ``jitter`` window (see ``TraceConfig``).
+    """
+    skip, shift, s = origin + config.start_at, config.shift, config.scale
+    recorded = ((t - skip, index[r]) for t, r in trace_requests(config) if t >= skip)
+    if s == 1.0:
+        for x, ep in recorded:
+            yield shift + x, ep
+        return
+    whole, frac, width = floor(s), s - floor(s), config.jitter
+    window, pending = None, []
+    for x, ep in recorded:
+        k = floor(x / width)
+        if k != window:
+            yield from ((shift + t, e) for t, e in sorted(pending, key=lambda p: p[0]))
+            window, pending = k, []
+        n = whole + (next(keep) < frac)
+        if n:
+            pending.append((x, ep))
+            pending += [((k + next(place)) * width, ep) for _ in range(n - 1)]
+    yield from ((shift + t, e) for t, e in sorted(pending, key=lambda p: p[0]))
+
+
+def rate_segments(config, origin: float) -> Iterator[tuple[float, float, float, float]]:
+    """The rate series as linear pieces ``(t0, t1, r0, r1)`` in simulated time, scaled; a step
+    series' last rate holds for the gap before it, a linear one ends at its last point."""
+    skip, shift, s = origin + config.start_at, config.shift, config.scale
+    linear = config.interpolation == "linear"
+
+    def piece(a, b, r0, r1):
+        a, b = a - skip, b - skip
+        if b <= 0 or b <= a:
+            return None
+        if a < 0:
+            r0, a = r0 + (r1 - r0) * (-a) / (b - a), 0.0
+        return shift + a, shift + b, s * r0, s * r1
+
+    prev, gap = None, None
+    for t, r in trace_rate_points(config):
+        if prev is not None:
+            gap = t - prev[0]
+            p = piece(prev[0], t, prev[1], r if linear else prev[1])
+            if p is not None:
+                yield p
+        prev = (t, r)
+    if prev is not None and not linear and gap:
+        p = piece(prev[0], prev[0] + gap, prev[1], prev[1])
+        if p is not None:
+            yield p
+
+
+class TraceSource:
+    """Recorded traffic (``workload.trace``): a request log replayed, or a rate series as a
+    non-homogeneous Poisson process, read from disk as the run goes (one row ahead)."""
+
+    def __init__(self, kernel, config, endpoints, factory, route, streams, horizon: float = INF):
+        self.kernel, self.factory, self.route, self.config, self.horizon = kernel, factory, route, config, horizon
+        info = scan_trace(config)
+        origin = config.origin_seconds(info.first)
+        self.arrivals = 0
+        self._on_arrival = self._arrival
+        if config.kind == "requests":
+            index = {r: factory.index[config.endpoint_of(r, endpoints)] for r in info.routes}
+            self._times = replay(config, index, origin, uniforms(streams.get("trace.scale")),
+                                 uniforms(streams.get("trace.jitter")))
+            return
+        self._times = None
+        self._exp = draws(Exponential(mean=1.0), streams.get("trace.arrivals"))
+        self._segs = rate_segments(config, origin)
+        self._cur = next(self._segs, None)
+        weights = config.mix if config.mix is not None else {n: e.weight for n, e in endpoints.items()}
+        names = [n for n, w in weights.items() if w > 0]
+        self._mix = mix([factory.index[n] for n in names], [weights[n] for n in names], streams.get("trace.mix"))
+
+    def segment(self, t: float):
+        while self._cur is not None and self._cur[1] <= t:
+            self._cur = next(self._segs, None)
+        if self._cur is None:
+            return 0.0, 0.0, INF
+        t0, t1, r0, r1 = self._cur
+        if t < t0:
+            return 0.0, 0.0, t0
+        return r0 + (r1 - r0) * (t - t0) / (t1 - t0), r1, t1
+
+    def start(self) -> None:
+        self._schedule(self.kernel.now)
+
+    def _schedule(self, t: float) -> None:
+        if self._times is not None:
+            nxt, ep = next(self._times, (INF, None))
+        else:
+            nxt, ep = invert(t, next(self._exp), self.segment, self.horizon), None
+        if nxt < INF:
+            self.kernel.at(max(nxt, t), self._on_arrival, ep)
+
+    def _arrival(self, ep) -> None:
+        now = self.kernel.now
+        self.arrivals += 1
+        self._schedule(now)
+        self.route(self.factory.make(now, next(self._mix) if ep is None else ep, None, None))

@@ -26,7 +26,7 @@ def default_scenario() -> Scenario:
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
         allow_code: bool = False, progress=None, force: bool = False, fidelity: str | None = None,
-        request_log=None) -> Result:
+        request_log=None, watchers=()) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
@@ -37,6 +37,8 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
     numbers, unless ``force``. ``fidelity``: ``"request"`` or ``"flow"`` (the fast mode)
     instead of the scenario's ``fidelity``. ``request_log``: also write every request's
     timings to this CSV file (``capsim.engine.request_log``; request level only).
+    ``watchers``: objects whose ``attach(model)`` is called before the run (e.g.
+    ``capsim.results.artillery.ArtilleryRecorder``; request level only).
     """
     from capsim.engine.estimate import check
     scenario = scenario if scenario is not None else Scenario()
@@ -44,12 +46,15 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
         scenario = Scenario.model_validate({**scenario.model_dump(by_alias=True), "fidelity": fidelity})
     check(scenario, force)
     if scenario.fidelity == "flow":
-        if request_log is not None:
-            raise ValueError("request_log: the fast mode computes no single request; run at fidelity 'request'")
+        if request_log is not None or watchers:
+            raise ValueError("request_log, watchers: the fast mode computes no single request; run at fidelity "
+                             "'request'")
         from capsim.engine.flow import FlowModel as model_class
     else:
         model_class = Model
     model = model_class(scenario, seed, policy, allow_code)
+    for w in watchers:
+        w.attach(model)
     if request_log is None:
         model.run(progress)
     else:

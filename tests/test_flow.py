@@ -136,3 +136,57 @@ def test_the_work_estimate_of_the_fast_mode_counts_steps_not_requests():
     fast = capsim.estimate(month.model_copy(update={"fidelity": "flow"}))
     assert fast.computed and fast.events == math.ceil(30 * 86400 / month.flow.step)
     assert fast.warning() is None and fast.requests == capsim.estimate(month).requests
+
+
+# -- recorded traffic and Artillery flows in the fast mode -----------------------------------------
+def _traced(tmp_path, kind: str, **extra):
+    from capsim.scenario.config import Scenario
+    eps = {"a": {"cpu_pre": "2ms", "queries": 0}, "b": {"cpu_pre": "4ms", "queries": 0, "weight": 3}}
+    if kind == "requests":      # a hand-made log: 1 request/s on /a for 100 s, and /b at 2, 4, 6 ... s
+        rows = [(float(t), "/a") for t in range(100)] + [(float(t), "/b") for t in range(2, 100, 2)]
+        rows.sort()
+        text = "t,route\n" + "".join(f"{t},{r}\n" for t, r in rows)
+        trace = {"file": str(tmp_path / "log.csv"), "routes": {"/a": "a", "/b": "b"}}
+    else:                       # a rate series: 40/s for a minute, then 80/s
+        text = "t,rate\n0,40\n60,80\n"
+        trace = {"file": str(tmp_path / "log.csv"), "kind": "rates", "columns": {"rate": "rate"}}
+    (tmp_path / "log.csv").write_text(text)
+    return Scenario.model_validate({"horizon": 120, "warmup": 0, "metrics": {"interval": 10},
+                                    "workload": {"sessions": None, "endpoints": eps, "trace": {**trace, **extra}}})
+
+
+def test_a_replayed_log_arrives_in_the_fast_mode_exactly():
+    """Binned per step, a request log's arrivals are its rows (times ``scale``), per endpoint as recorded."""
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        sc = _traced(Path(d), "requests", scale=2.0)
+        fast = capsim.run(sc, fidelity="flow")
+    assert fast.summary["requests"]["total"] == pytest.approx(2.0 * (100 + 49))
+    by = fast.summary["latency_by_endpoint_ms"]
+    assert by["a"]["count"] == pytest.approx(200, rel=1e-3) and by["b"]["count"] == pytest.approx(98, rel=1e-3)   # bar the few in flight at the end
+
+
+def test_a_rate_series_in_the_fast_mode_is_its_integral_and_agrees_with_the_request_level(tmp_path):
+    sc = _traced(tmp_path, "rates")
+    fast = capsim.run(sc, fidelity="flow").summary
+    assert fast["requests"]["total"] == pytest.approx(40 * 60 + 80 * 60, rel=1e-6)
+    slow = [capsim.run(sc, seed=s).summary for s in (1, 2, 3)]
+    n = np.mean([s["requests"]["total"] for s in slow])
+    assert abs(n - 7200) < 4 * math.sqrt(7200 / 3)                     # Poisson: within 4 sd of the mean
+    lat = np.mean([s["latency_ms"]["mean"] for s in slow])
+    assert fast["latency_ms"]["mean"] == pytest.approx(lat, rel=0.10)
+
+
+def test_weighted_flows_with_think_steps_count_only_their_requests():
+    from capsim.scenario.config import Scenario
+    sc = Scenario.model_validate({
+        "horizon": 600, "warmup": 0, "metrics": {"interval": 60},
+        "workload": {"sessions": None, "open_loop": [{"rate": "2/s", "flows": [
+            {"weight": 3, "flow": ["health", {"think": "1s"}, "health"]},
+            {"weight": 1, "flow": ["general", {"think": "2s"}]}]}]}})
+    fast = capsim.run(sc, fidelity="flow").summary
+    per_user = 0.75 * 2 + 0.25 * 1                                      # requests of one virtual user
+    assert fast["requests"]["total"] == pytest.approx(2 * 600 * per_user, rel=0.01)
+    by = fast["latency_by_endpoint_ms"]
+    assert by["health"]["count"] / by["general"]["count"] == pytest.approx(1.5 / 0.25, rel=0.01)

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"capsim": ROOT / "sim", "capsim.models": ROOT / "models", "capsim.scenarios": ROOT / "scenarios"}
 # scenario -> engine -> results -> experiments -> report -> cli; models and the leaf tools below or beside
 LAYERS = ["capsim.models", "capsim.scenarios", "capsim.theory", "capsim.scenario", "capsim.calibrate", "capsim.engine",
-          "capsim.results", "capsim.experiments", "capsim.report", "capsim.cli"]
+          "capsim.results", "capsim.experiments", "capsim.report", "capsim.backtest", "capsim.cli"]
 
 
 def modules() -> dict[str, Path]:

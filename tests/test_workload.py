@@ -88,8 +88,8 @@ ARTILLERY = [{"duration": 60, "arrivalRate": 10}, {"duration": 300, "arrivalRate
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_artillery_phases(seed):
-    sc = _open_loop({"phases": ARTILLERY}, horizon=600, interval=60)
+def test_artillery_phases_poisson(seed):
+    sc = _open_loop({"phases": ARTILLERY, "arrivals": "poisson"}, horizon=600, interval=60)
     ts = capsim.run(sc, seed=seed).timeseries
     lam = [600] + [3000] * 5 + [6000] + [0] * 3
     assert list(ts.t_end) == [60.0 * (i + 1) for i in range(10)]
@@ -103,10 +103,10 @@ def test_artillery_phases(seed):
 
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("up", [True, False])
-def test_phase_ramp(seed, up):
+def test_phase_ramp_poisson(seed, up):
     """rate t (0 -> 100 over 100 s) or 100 - t: per 10 s bin, L = integral of the rate."""
     ph = {"duration": 100, "arrivalRate": 0, "rampTo": 100} if up else {"duration": 100, "arrivalRate": 100, "rampTo": 0}
-    sc = _open_loop({"phases": [ph]}, horizon=150, interval=10)
+    sc = _open_loop({"phases": [ph], "arrivals": "poisson"}, horizon=150, interval=10)
     ts = capsim.run(sc, seed=seed).timeseries
     rate_int = (lambda a, b: (b * b - a * a) / 2) if up else (lambda a, b: 100 * (b - a) - (b * b - a * a) / 2)
     for a, b, n in zip(ts.t_start, ts.t_end, ts.arrivals):
@@ -120,7 +120,7 @@ def test_phase_ramp_shape_distinguishes_direction():
     """Pooled over the ramp, the first half holds 1/4 of the mass (up) or 3/4 (down)."""
     for up, share in [(True, 0.25), (False, 0.75)]:
         ph = {"duration": 100, "arrivalRate": 0 if up else 100, "rampTo": 100 if up else 0}
-        ts = capsim.run(_open_loop({"phases": [ph]}, horizon=100, interval=50), seed=5).timeseries
+        ts = capsim.run(_open_loop({"phases": [ph], "arrivals": "poisson"}, horizon=100, interval=50), seed=5).timeseries
         n1, n = ts.arrivals.iloc[0], ts.arrivals.sum()
         sd = math.sqrt(n * share * (1 - share))
         assert abs(n1 - share * n) < 4 * sd
@@ -144,7 +144,7 @@ def test_schedule_first_step_later_means_nothing_before():
 
 @pytest.mark.parametrize("shape", [{"rate": 10},
                                    {"schedule": [{"at": 0, "rate": 10}]},
-                                   {"phases": [{"duration": 200, "arrivalRate": 10}]}])
+                                   {"phases": [{"duration": 200, "arrivalRate": 10}], "arrivals": "poisson"}])
 def test_start_offset(shape):
     sc = _open_loop({"start": "100s", **shape}, horizon=300, interval=100)
     ts = capsim.run(sc, seed=4).timeseries
@@ -154,7 +154,8 @@ def test_start_offset(shape):
 
 def test_phases_with_start_offset_shift():
     sc = _open_loop({"start": 50, "phases": [{"duration": 50, "arrivalRate": 20}, {"duration": 50, "arrivalRate": 0},
-                                             {"duration": 50, "arrivalRate": 40}]}, horizon=250, interval=50)
+                                             {"duration": 50, "arrivalRate": 40}], "arrivals": "poisson"},
+                   horizon=250, interval=50)
     ts = capsim.run(sc, seed=2).timeseries
     assert list(ts.arrivals[[0, 2, 4]]) == [0, 0, 0]
     assert _poisson_ok(ts.arrivals.iloc[1], 1000) and _poisson_ok(ts.arrivals.iloc[3], 2000)

@@ -20,19 +20,24 @@ def run_cmd(args) -> int:
     slo = slo_of_args(args)
     admit(args, scenario, args.file or "the built-in scenario")
     out = output_dir(args, Path("capsim-out") / slug(scenario.name))
-    if args.request_log and (args.replications or scenario.fidelity == "flow"):
-        why = "one run's log: leave out --replications" if args.replications else \
-            "the requests of a run at the request level: the fast mode computes none (leave out --fidelity flow)"
-        print(f"capsim run: --request-log writes {why}", file=sys.stderr)
-        return 2
+    for flag, value in (("--request-log", args.request_log), ("--artillery-report", args.artillery_report)):
+        if value and (args.replications or scenario.fidelity == "flow"):
+            why = "one run's requests: leave out --replications" if args.replications else \
+                "the requests of a run at the request level: the fast mode computes none (leave out --fidelity flow)"
+            print(f"capsim run: {flag} writes {why}", file=sys.stderr)
+            return 2
     if args.replications:
         return exp.replications(args, scenario, slo, out)
     # opened before the run: an output folder in the way is said at once, not after it
     with OutputFolder(out, overwrite=args.overwrite, command="run") as folder:
         progress = RunProgress(scenario.horizon, enabled=not args.quiet)
+        recorder = None
+        if args.artillery_report:
+            from capsim.results.artillery import ArtilleryRecorder
+            recorder = ArtilleryRecorder()
         try:
             result = capsim.run(scenario, args.seed, allow_code=args.allow_code, progress=progress, force=True,
-                                request_log=args.request_log)
+                                request_log=args.request_log, watchers=[recorder] if recorder else [])
         finally:
             progress.close()
         result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
@@ -49,6 +54,10 @@ def run_cmd(args) -> int:
         if args.request_log:
             from capsim.engine.request_log import stats_path
             print(f"request log {args.request_log} (process totals: {stats_path(args.request_log)})")
+    if recorder is not None:
+        recorder.write(args.artillery_report)
+        say(args, f"artillery  {args.artillery_report} (Artillery 2 report.json: aggregate + "
+                  f"{len(recorder.periods)} periods of 10 s)")
     return write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
 
 
@@ -79,6 +88,11 @@ def report_cmd(args) -> int:
     except IncompleteFolder as exc:
         print(f"capsim report: {exc}", file=sys.stderr)
         return 2
+    if manifest.get("command") == "backtest":          # a backtest folder: its own page, not a comparison's
+        from capsim.backtest import backtest_page_from
+        page = backtest_page_from(folder).write(folder / "report.html")
+        say(args, f"report     {page}")
+        return 0
     if manifest.get("status") != "complete":
         print(f"capsim report: {folder}: the {manifest.get('command', 'run')} was {manifest.get('status')}: "
               "the report shows what finished", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The ``capsim`` command: run, compare, sweep, plan, report, calibrate, validate, schema, docs.
+"""The ``capsim`` command: run, compare, sweep, plan, report, backtest, calibrate, validate, schema, docs.
 
 Exit codes: 0 success; 1 an output could not be written, or some runs failed; 2 bad input
 (a scenario problem, listed one per line on stderr with FILE:LINE:COL, a bad command line,
@@ -12,6 +12,7 @@ import sys
 import threading
 
 from capsim.cli import commands as cmd
+from capsim.cli.backtest import backtest_cmd
 from capsim.cli.calibrate import calibrate_cmd
 from capsim.cli import experiments as exp
 from capsim.cli.parser import parser
@@ -24,7 +25,7 @@ from capsim.scenario.loader import ScenarioError
 __all__ = ["main", "format_summary", "Terminated"]
 
 COMMANDS = {"run": cmd.run_cmd, "compare": exp.compare_cmd, "sweep": exp.sweep_cmd, "plan": exp.plan_cmd,
-            "report": cmd.report_cmd, "calibrate": calibrate_cmd, "validate": cmd.validate_cmd,
+            "report": cmd.report_cmd, "backtest": backtest_cmd, "calibrate": calibrate_cmd, "validate": cmd.validate_cmd,
             "schema": cmd.schema_cmd, "docs": cmd.docs_cmd}
 
 
@@ -93,7 +94,7 @@ def _dispatch(args) -> int:
 def _cluster_ok(args) -> bool:
     """With --cluster (or DASK_SCHEDULER_ADDRESS), Dask distributed must be importable."""
     from capsim.experiments.parallel import cluster_address
-    parallel = args.command in ("compare", "sweep", "plan") or getattr(args, "replications", None)
+    parallel = args.command in ("compare", "sweep", "plan", "backtest") or getattr(args, "replications", None)
     if not parallel or cluster_address(getattr(args, "cluster", None)) is None:
         return True
     try:

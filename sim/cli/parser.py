@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from capsim.cli.backtest import backtest_options
 from capsim.cli.calibrate import calibrate_options
 from capsim.cli.common import duration, finite_float, positive, seed
 
@@ -12,6 +13,8 @@ QUIET = "print nothing on stdout but the output folder (no progress, no tables);
 ALLOW_CODE = ("let the scenario import the policy its autoscaler.path names (module:Name): only a class with a "
               "decide(obs) method, or a function annotated to return one, is accepted; it runs with your permissions")
 FORCE = "run even when the work estimate (requests, events, memory) is beyond the limits"
+WORKERS = "local worker processes (default: every core; 1 runs in this process)"
+CLUSTER = "run on this Dask scheduler (default: $DASK_SCHEDULER_ADDRESS if set, else locally)"
 EXAMPLES = {
     "run": """examples:
   capsim run                                        the built-in launch scenario
@@ -39,6 +42,9 @@ EXAMPLES = {
   capsim calibrate requests.csv --out out/cal        a request log with server timings (docs/calibration-inputs.md)
   capsim calibrate log:requests.jsonl --col t=ts --col latency=rt:ms --base scenarios/launch.yaml
   capsim calibrate artillery:report.json metrics:platform.csv""",
+    "backtest": """examples:
+  capsim backtest runs/E1_u0.70.csv.gz --scenario out/cal/calibrated.yaml -r 10
+  capsim backtest requests.csv --scenario my.yaml --set-b instances.count=3   the same traffic with 3 instances""",
     "report": """examples:
   capsim report capsim-out/launch
   capsim report out/ab --images png""",
@@ -70,6 +76,8 @@ def parser(commands: dict) -> argparse.ArgumentParser:
              "sweep": "a grid of parameter values with replications: sweep.csv",
              "plan": "recompute the seed's capacity-planning table by simulation",
              "report": "(re)draw report.html from an output folder of run, compare, sweep or plan",
+             "backtest": "replay a request log's own traffic through a scenario: measured beside simulated per "
+                         "interval (and counterfactuals with --set-b)",
              "calibrate": "fit a scenario to request logs, an Artillery report or metrics: calibrated.yaml, "
                           "calibration.html",
              "validate": "check a scenario; print every problem with FILE:LINE:COL, and warnings",
@@ -89,6 +97,9 @@ def _run(cmd) -> None:
     _seed(cmd, "the scenario's seed")
     cmd.add_argument("--replications", "-r", type=positive, metavar="R",
                      help="run R replications (seeds spawned from the base seed) and report 95%% intervals")
+    cmd.add_argument("--artillery-report", metavar="FILE",
+                     help="also write an Artillery 2 report.json of the run (10 s periods, http.response_time as "
+                          "Artillery measures it; one run at the request level)")
     cmd.add_argument("--request-log", metavar="FILE",
                      help="also write every request's timings to this CSV, as a Node server would log them "
                           "(and FILE's process totals beside it; one run at the request level, not with --replications)")
@@ -160,6 +171,14 @@ def _plan(cmd) -> None:
     _common(cmd, slo=False)
 
 
+def _backtest(cmd) -> None:
+    backtest_options(cmd)
+    _set(cmd)
+    cmd.add_argument("--quiet", action="store_true", help=QUIET)
+    cmd.add_argument("--workers", type=positive, metavar="N", help=WORKERS)
+    cmd.add_argument("--cluster", metavar="ADDRESS", help=CLUSTER)
+
+
 def _report(cmd) -> None:
     cmd.add_argument("folder", metavar="DIR", help="an output folder written by capsim run, compare, sweep or plan")
     cmd.add_argument("--images", choices=("png", "svg"),
@@ -184,7 +203,7 @@ def _schema(cmd) -> None:
 
 
 OPTIONS = {"run": _run, "compare": _compare, "sweep": _sweep, "plan": _plan, "report": _report,
-           "calibrate": calibrate_options, "validate": _validate, "schema": _schema, "docs": _schema}
+           "backtest": _backtest, "calibrate": calibrate_options, "validate": _validate, "schema": _schema, "docs": _schema}
 
 
 # -- shared options -----------------------------------------------------------------------------------
@@ -230,10 +249,8 @@ def _common(cmd, allow_code: bool = False, slo: bool = True) -> None:
     cmd.add_argument("--force", action="store_true", help=FORCE)
     if allow_code:
         cmd.add_argument("--allow-code", action="store_true", help=ALLOW_CODE)
-    cmd.add_argument("--workers", type=positive, metavar="N",
-                     help="local worker processes (default: every core; 1 runs in this process)")
-    cmd.add_argument("--cluster", metavar="ADDRESS",
-                     help="run on this Dask scheduler (default: $DASK_SCHEDULER_ADDRESS if set, else locally)")
+    cmd.add_argument("--workers", type=positive, metavar="N", help=WORKERS)
+    cmd.add_argument("--cluster", metavar="ADDRESS", help=CLUSTER)
     if slo:
         cmd.add_argument("--slo", metavar="FILE",
                          help="objectives, thresholds and alerts (YAML; default: the scenario's, else the seed's)")

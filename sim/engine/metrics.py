@@ -59,6 +59,7 @@ class Metrics:
         self.total_pool_wait = LogHistogram(rel_err=REL_ERR)
         self.rows: list[dict] = []
         self._closed = kernel.now                 # end of the last closed interval
+        self.last_latency = 0.0                   # the latency recorded last (s)
         self.on_warmup: list = []                 # hooks called when the warm-up's last interval closes
         self._server = [OUTCOMES.index(o) for o in SERVER_ERRORS]
         self._rejected = [OUTCOMES.index(o) for o in REJECTED]
@@ -81,6 +82,7 @@ class Metrics:
         self._t = now
         self.in_system -= 1
         lat = now - req.t0 + (self.outside if self._outside is None else next(self._outside))
+        self.last_latency = lat                   # for watchers (Model.watch's on_done)
         if lat >= self._min:
             i = int(ceil(log(lat) * self._inv)) - self._off
             if i >= self._nb:

@@ -20,7 +20,7 @@ from capsim.models.pricing import Billing
 from capsim.models.sockets import Sockets
 from capsim.models.timeouts import TimeoutSweeper
 from capsim.models.request import CRASHED, OUTCOMES, TERMINATED, TIMEOUT
-from capsim.models.sources import OpenLoopSource, SessionSource
+from capsim.models.sources import OpenLoopSource, SessionSource, TraceSource
 from capsim.models.endpoints import RequestFactory
 from capsim.models.workload import Calendar
 from capsim.engine.autoscaler import Controller
@@ -72,7 +72,7 @@ class Model:
         self.metrics = self.METRICS(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[],
                                     endpoints=list(sc.workload.endpoints), outside=outside)
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
-        flows = any(ol.flow for ol in sc.workload.open_loop)
+        flows = any(ol.all_flows() for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
         self._follow: deque = deque()         # flow steps to follow, in the order they ended
         timeout = sc.instances.request_timeout
@@ -107,6 +107,9 @@ class Model:
         for i, ol in enumerate(wl.open_loop):
             factory = RequestFactory(wl.endpoints, streams, f"open_loop.{i}", *self._request_options())
             self.sources.append(OpenLoopSource(k, ol, wl.endpoints, factory, self.route, streams, i, sc.horizon))
+        if wl.trace is not None:
+            factory = RequestFactory(wl.endpoints, streams, "trace", *self._request_options())
+            self.sources.append(TraceSource(k, wl.trace, wl.endpoints, factory, self.route, streams, sc.horizon))
 
     def _request_options(self) -> tuple:
         r = self.scenario.database.replicas

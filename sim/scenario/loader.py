@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from capsim.scenario.problems import MISSING, Problem, ScenarioError, dotted, get, position, problems_of, show, start
+from capsim.models.endpoints import DEFAULT_ENDPOINTS
+from capsim.scenario.artillery import is_script, read_script, script_scenario, script_source
 from capsim.scenario.config import Scenario
 from capsim.scenario.slo import SLOConfig
 from capsim.scenario.yaml_io import YAMLProblem, plain, read_bounded, read_plain, read_tree
@@ -33,7 +35,7 @@ class _Bad(Exception):
 # -- reading -----------------------------------------------------------------------
 def load(path, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate the scenario file at ``path``."""
-    return load_text(_read(path), str(path), overrides)
+    return load_text(_read(path), str(path), overrides, base=Path(path).parent)
 
 
 def _read(path) -> str:
@@ -56,21 +58,30 @@ def load_builtin(overrides: list[str] | None = None) -> Scenario:
     return _validate(None, {}, BUILTIN, overrides)
 
 
-def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None) -> Scenario:
+def load_text(text: str, filename: str = "<scenario>", overrides: list[str] | None = None,
+              base: Path | None = None) -> Scenario:
     """Like ``load`` for YAML text. Empty text (or only comments) is an error: the built-in
-    scenario is ``load_builtin``."""
+    scenario is ``load_builtin``. Files the scenario names (``workload.trace.file``,
+    ``workload.artillery``) are relative to ``base`` (default: the current folder); those
+    given by ``overrides`` to the current folder. An Artillery script (top-level ``config``
+    and ``scenarios``) is read as a scenario of its own."""
     tree = _parse(text, filename)
     if tree is None:
         raise ScenarioError([Problem(filename, 1, 1, message=EMPTY)])
-    return _validate(tree, plain(tree), filename, overrides)
+    return _validate(tree, plain(tree), filename, overrides, base)
 
 
-def _validate(tree, data, filename: str, overrides: list[str] | None) -> Scenario:
+def _validate(tree, data, filename: str, overrides: list[str] | None, base: Path | None = None) -> Scenario:
     if not isinstance(data, dict):
         line, col = start(tree) or (1, 1)
         raise ScenarioError([Problem(filename, line, col, message="expected a mapping of scenario fields "
                                      f"(name: ..., horizon: ...) at the top level, got {show(data)}")])
+    if is_script(data):
+        data = script_scenario(tree, data, filename, list(DEFAULT_ENDPOINTS))
+    if base is not None:
+        _resolve_files(data, Path(base))
     problems, origins = _apply_all(data, overrides or [], filename)
+    _expand_artillery(data, filename)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
@@ -92,6 +103,45 @@ def _parse(text: str, filename: str):
         return read_tree(text)   # round trip, YAML 1.2, bounded
     except YAMLProblem as exc:
         raise ScenarioError([Problem(filename, exc.line, exc.col, message=exc.message)]) from None
+
+
+def _resolve_files(data: dict, base: Path) -> None:
+    """Relative file names inside the scenario, made relative to the scenario file's folder."""
+    wl = data.get("workload")
+    if not isinstance(wl, dict):
+        return
+    trace, art = wl.get("trace"), wl.get("artillery")
+    if isinstance(trace, dict) and isinstance(trace.get("file"), str) and not Path(trace["file"]).is_absolute():
+        trace["file"] = str(base / trace["file"])
+    if isinstance(art, str) and not Path(art).is_absolute():
+        wl["artillery"] = str(base / art)
+    elif isinstance(art, dict) and isinstance(art.get("script"), str) and not Path(art["script"]).is_absolute():
+        art["script"] = str(base / art["script"])
+
+
+def _expand_artillery(data: dict, filename: str) -> None:
+    """``workload.artillery``: the script's phases and flows become one more open-loop source."""
+    wl = data.get("workload")
+    if not isinstance(wl, dict) or wl.get("artillery") is None:
+        return
+    ref = wl.pop("artillery")
+    ref = {"script": ref} if isinstance(ref, str) else ref
+    if not isinstance(ref, dict) or not isinstance(ref.get("script"), str):
+        raise ScenarioError([Problem(filename, path="workload.artillery",
+                                     message=f"expected FILE or {{script: FILE, routes: ..., arrivals: ...}}, got {show(ref)}")])
+    extra = set(ref) - {"script", "routes", "arrivals"}
+    if extra:
+        raise ScenarioError([Problem(filename, path="workload.artillery",
+                                     message=f"unknown keys {sorted(extra)}; expected script, routes, arrivals")])
+    path = Path(ref["script"])
+    tree, script = read_script(path)
+    endpoints = list(wl["endpoints"]) if isinstance(wl.get("endpoints"), dict) else list(DEFAULT_ENDPOINTS)
+    if not is_script(script):
+        raise ScenarioError([Problem(str(path), message="expected an Artillery script (config: with phases, scenarios:)")])
+    source = script_source(tree, script, str(path), endpoints, ref.get("routes"), ref.get("arrivals"))
+    loops = wl.setdefault("open_loop", [])
+    if isinstance(loops, list):
+        loops.append(source)
 
 
 # -- overrides -----------------------------------------------------------------------

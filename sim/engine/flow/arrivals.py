@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from capsim.models.distributions import Constant, Exponential, Uniform
+from capsim.models.sources import rate_segments
+from capsim.models.trace import requests as trace_requests, scan as scan_trace
 from capsim.models.workload import Calendar
 
 __all__ = ["Source", "Arrivals", "integrated_survival", "survival", "convolve"]
@@ -113,6 +115,8 @@ class Arrivals:
             self._sessions(workload, horizon)
         for i, ol in enumerate(workload.open_loop):
             self.sources.append(self._open_loop(ol, workload.endpoints, i))
+        if workload.trace is not None:
+            self.sources.append(self._trace(workload.trace, workload.endpoints))
 
     # -- sessions ------------------------------------------------------------------------
     def _start_rate_cum(self, workload) -> np.ndarray:
@@ -176,10 +180,11 @@ class Arrivals:
         return _at(self.starts_cum, b, self.h) - _at(self.starts_cum, a, self.h)
 
     # -- open loop -----------------------------------------------------------------------
-    def _open_loop(self, ol, endpoints, index: int) -> Source:
+    def _integral(self, segments) -> np.ndarray:
+        """Expected arrivals up to each grid point of a rate given as linear pieces (t0, t1, r0, r1)."""
         grid = self.grid
         cum = np.zeros_like(grid)
-        for t0, t1, r0, r1 in ol.segments():
+        for t0, t1, r0, r1 in segments:
             if t1 == math.inf:
                 span = np.clip(grid - t0, 0.0, None)
                 cum += r0 * span
@@ -187,10 +192,44 @@ class Arrivals:
             x = np.clip(grid, t0, t1) - t0
             slope = (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0
             cum += r0 * x + 0.5 * slope * x * x
+        return cum
+
+    def _open_loop(self, ol, endpoints, index: int) -> Source:
+        cum = self._integral(ol.segments())        # even (Artillery) phases: the same expected arrivals
         names = self.names
-        if ol.flow:
-            counts = np.array([ol.flow.count(n) for n in names], dtype=float)
-            return Source(f"open_loop.{index}.{ol.name}", cum * len(ol.flow), counts / counts.sum(), "flow", counts)
+        flows = ol.all_flows()
+        if flows:              # requests per virtual user, by the flows' weights (think steps issue none)
+            total = sum(f.weight for f in flows)
+            counts = sum(f.weight / total * np.array([sum(1 for st in f.flow if st == n) for n in names], dtype=float)
+                         for f in flows if f.weight > 0)
+            per_user = float(counts.sum())
+            return Source(f"open_loop.{index}.{ol.name}", cum * per_user, counts / per_user, "flow", counts)
         weights = ol.mix if ol.mix is not None else {n: e.weight for n, e in endpoints.items()}
         w = np.array([float(weights.get(n, 0.0)) for n in names])
         return Source(f"open_loop.{index}.{ol.name}", cum, w / w.sum(), None)
+
+    def _trace(self, tc, endpoints) -> Source:
+        """``workload.trace``: a rate series integrated exactly; a request log binned per step as
+        it streams from disk (``scale`` copies in expectation), with its overall endpoint mix."""
+        info = scan_trace(tc)
+        origin = tc.origin_seconds(info.first)
+        names = self.names
+        if tc.kind == "rates":
+            weights = tc.mix if tc.mix is not None else {n: e.weight for n, e in endpoints.items()}
+            w = np.array([float(weights.get(n, 0.0)) for n in names])
+            return Source("trace", self._integral(rate_segments(tc, origin)), w / w.sum(), None)
+        index = {n: i for i, n in enumerate(names)}
+        per_step = np.zeros(self.n + 1)
+        per_endpoint = np.zeros(len(names))
+        skip = origin + tc.start_at
+        for t, route in trace_requests(tc):
+            x = t - skip
+            if x < 0:
+                continue
+            k = int((tc.shift + x) / self.h) + 1
+            if k <= self.n:
+                per_step[k] += tc.scale
+                per_endpoint[index[tc.endpoint_of(route, endpoints)]] += tc.scale
+        total = per_endpoint.sum()
+        mix = per_endpoint / total if total > 0 else np.full(len(names), 1.0 / len(names))
+        return Source("trace", np.cumsum(per_step), mix, None)
