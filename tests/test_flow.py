@@ -190,3 +190,12 @@ def test_weighted_flows_with_think_steps_count_only_their_requests():
     assert fast["requests"]["total"] == pytest.approx(2 * 600 * per_user, rel=0.01)
     by = fast["latency_by_endpoint_ms"]
     assert by["health"]["count"] / by["general"]["count"] == pytest.approx(1.5 / 0.25, rel=0.01)
+
+
+def test_validity_warnings_read_as_clock_times():
+    from capsim.engine.flow.validity import Validity
+    v = Validity(warmup=0.0, horizon=86400.0, limit=0.6)
+    v.flag("loop", 45720.0, 45730.0, 0.91)
+    v.flag("loop", 64826.8, 64836.8, 0.75)
+    text = " ".join(v.warnings())
+    assert "12:42:00-12:42:10" in text and "18:00:27-18:00:37" in text and "20 s in all" in text

@@ -6,7 +6,6 @@ inside the measured window (after the warm-up); warm-up warnings are listed too.
 """
 from __future__ import annotations
 
-from capsim.models.units import human_duration
 
 __all__ = ["Validity", "CHECKS"]
 
@@ -53,11 +52,11 @@ class Validity:
                 continue
             worst = max(w for _, _, w in spans)
             seconds = sum(b - a for a, b, _ in spans)
-            periods = ", ".join(f"{human_duration(a)}-{human_duration(b)}" for a, b, _ in spans[:5])
+            periods = ", ".join(f"{_clock(a)}-{_clock(b)}" for a, b, _ in spans[:5])
             more = f" and {len(spans) - 5} more periods" if len(spans) > 5 else ""
             where = "" if self._measured(spans) else " (warm-up only)"
             out.append(f"{kind}: {CHECKS[kind].format(limit=self.limit, worst=worst)}; "
-                       f"{human_duration(seconds)} in all, at t = {periods}{more}{where}")
+                       f"{_about(seconds)} in all, at t = {periods} (h:mm:ss of simulated time){more}{where}")
         return out
 
     def block(self, step: float) -> dict:
@@ -65,3 +64,18 @@ class Validity:
         flagged = sum(b - a for a, b, _ in spans if b > self.warmup)
         return {"mode": "flow", "step_seconds": step, "valid": self.valid, "flagged_seconds": round(flagged, 3),
                 "max_utilisation": self.limit, "warnings": self.warnings()}
+
+
+def _clock(t: float) -> str:
+    """Simulated time as h:mm:ss (hours past 24 keep counting: 30:00:00 is the second day's 6 am)."""
+    t = int(round(t))
+    return f"{t // 3600}:{t % 3600 // 60:02d}:{t % 60:02d}"
+
+
+def _about(seconds: float) -> str:
+    """A length for reading: 38 s, 9.5 min, 5.3 h."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
