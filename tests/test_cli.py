@@ -9,16 +9,13 @@ import pytest
 
 from capsim.cli import main
 from capsim.scenario.docs import markdown, schema_text
+from tests.helpers import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["--set", "horizon=10m", "--set", "warmup=1m"]
 
 
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
+run_cli = cli       # capsim ARGV in this process: (exit code, stdout, stderr), never a traceback
 
 
 def scenario(tmp_path, text, name="s.yaml"):
