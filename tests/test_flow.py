@@ -199,3 +199,12 @@ def test_validity_warnings_read_as_clock_times():
     v.flag("loop", 64826.8, 64836.8, 0.75)
     text = " ".join(v.warnings())
     assert "12:42:00-12:42:10" in text and "18:00:27-18:00:37" in text and "20 s in all" in text
+
+
+def test_the_validity_line_says_when_only_the_warm_up_was_flagged():
+    from capsim.results.text import fidelity_text
+    assert "valid throughout" in fidelity_text({"mode": "flow", "step_seconds": 10, "valid": True, "warnings": []})
+    warm = fidelity_text({"mode": "flow", "step_seconds": 10, "valid": True, "warnings": ["cache: ... (warm-up only)"]})
+    assert "valid in the measured window (1 warning about the warm-up only)" in warm and "throughout" not in warm
+    bad = fidelity_text({"mode": "flow", "step_seconds": 10, "valid": False, "warnings": ["a", "b"]})
+    assert "NOT VALID everywhere: 2 warnings" in bad

@@ -49,6 +49,10 @@ def fidelity_text(fid: dict) -> str:
     """One line on the fast mode's validity (the warnings themselves: ``fidelity_lines``)."""
     head = f"fast mode (flow, {fid.get('step_seconds', 0):g} s steps): expected values"
     if fid.get("valid"):
+        n = len(fid.get("warnings", []))
+        if n:      # flagged steps, all in the warm-up
+            return head + (f", valid in the measured window ({n} warning{'s' if n != 1 else ''} about the warm-up "
+                           "only)")
         return head + ", valid throughout (every step within the closed forms' range)"
     n = len(fid.get("warnings", []))
     return head + f"; NOT VALID everywhere: {n} warning{'s' if n != 1 else ''} (summary.json fidelity.warnings)"
