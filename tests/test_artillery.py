@@ -232,3 +232,16 @@ def test_script_given_by_an_override_is_relative_to_the_current_folder(tmp_path,
     assert sc.workload.open_loop[0].name == "artillery s.yml" and len(sc.workload.open_loop[0].phases) == 3
     sc = load(tmp_path / "s.yml", ["workload.open_loop.0.phases.1.arrivalRate=5"])     # a script takes --set too
     assert sc.workload.open_loop[0].phases[1].arrivalRate == 5
+
+
+def test_calibrating_from_the_real_artillery_report_finds_the_servers_cost():
+    """The real run's server (scripts/artillery_server.js) spends 0.5 ms (health) and 8 ms (toybox) of busy
+    loop per request, one of each per virtual user: 4.25 ms a request, plus its own loop work (the node-pg
+    server's was 0.45-1.65 ms a request) and a new connection per user. With no server timings the calibrator
+    takes the quietest periods' response times beyond the fastest one as service time: its mean's 95% interval
+    must overlap 4.25-5.9 ms, and the outside latency be a few ms at most (loopback)."""
+    from capsim.calibrate.artillery import artillery_service, read_artillery
+    svc = artillery_service(read_artillery(DATA / "report.json"))
+    lo, hi = svc.cpu.mean_ci
+    assert lo <= 0.0059 and hi >= 0.00425, svc.cpu.describe()
+    assert 0 <= svc.outside <= 0.003 and svc.cpu.responses > 100
