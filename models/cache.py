@@ -130,15 +130,16 @@ class CacheStore:
         self.misses = [0] * len(self.ttl)
         self.evictions = 0
         self.expirations = 0
+        self.fluid_keys = 0.0          # fast mode (capsim.engine.flow): the expected number of entries
 
     @property
-    def size(self) -> int:
-        return len(self.entries)
+    def size(self) -> float:
+        return len(self.entries) + self.fluid_keys
 
     @property
     def memory_kb(self) -> float:
         """Instance memory held (0 for a redis store: it lives elsewhere)."""
-        return len(self.entries) * self.kb_per_key
+        return self.size * self.kb_per_key
 
     def get(self, cls: int, key: int, now: float) -> bool:
         k = (cls, key)

@@ -161,6 +161,11 @@ class Database:
             req.proc.fail(req, DB_ERROR)
         self.kernel.after(duration, self._recover, None)
 
+    def add_fluid(self, query_seconds: float, connections: float) -> None:
+        """Fast mode (``capsim.engine.flow``): query-seconds run over a step and the connections open at its end."""
+        self.busy_area += query_seconds
+        self.connections = connections
+
     def _recover(self, _) -> None:
         self.down = False
 
@@ -231,6 +236,12 @@ class Pool:
         """Connection-seconds held by handlers, ever (for the pool's busy share): from the moment a
         handler has its connection (its continuation runs) to its release."""
         return self.held + self.in_use * (now - self._t_held)
+
+    def add_fluid(self, held_seconds: float, in_use: float, waiting: float, total: float) -> None:
+        """Fast mode (``capsim.engine.flow``): connection-seconds held over a step and the expected
+        connections in use, waiters and open connections at its end (no request is simulated)."""
+        self.held += held_seconds
+        self.in_use, self.waiting, self.total = in_use, waiting, total
 
     # -- acquire ------------------------------------------------------------------------------
     def acquire(self, req) -> None:

@@ -112,6 +112,10 @@ class Instance:
         if self.in_flight == 0 and self.on_idle is not None:
             self.on_idle(self)
 
+    def add_fluid(self, requests: float) -> None:
+        """Fast mode (``capsim.engine.flow``): ``requests`` (an expected count) reached it over a step."""
+        self.accepted += requests
+
     def background(self, cpu: float) -> None:
         """CPU work that is not a request (socket pings), spread over the processes."""
         share = cpu / len(self.procs)
@@ -149,7 +153,7 @@ class Instance:
 
     def loop_queue(self) -> int:
         """Tasks waiting for an event loop now."""
-        return sum(len(p.queue) for p in self.procs)
+        return sum(len(p.queue) + p.fluid_queue for p in self.procs)
 
     def lose_work(self, now: float) -> list:
         """A crash or kill: the loops' work not yet done is lost; returns the requests that queued for them."""

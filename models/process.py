@@ -60,6 +60,7 @@ class Process:
         self.busy = 0.0                               # wall seconds of tasks started, ever (some in the future)
         self.handler = 0.0                            # of which the handlers' own slices (cpu_pre + cpu_post)
         self.wakeups = 0
+        self.fluid_queue = 0.0                        # fast mode: expected tasks waiting (capsim.engine.flow)
         self.pool = None                              # the primary's pg.Pool
         self.pools: list = []                         # the primary's, then one per read replica
         self.cache = None                             # CacheStore (its own in-memory one, or the shared Redis)
@@ -206,6 +207,12 @@ class Process:
         """Wall seconds the loop has been busy up to ``now``, ever."""
         return self.busy - sum(e - now for e in self.ends if e > now)
 
+    def add_fluid(self, busy_seconds: float, queued: float) -> None:
+        """Fast mode (``capsim.engine.flow``): the loop worked ``busy_seconds`` (wall) over a step, and
+        ``queued`` tasks are expected to wait for it at the step's end; no request is simulated."""
+        self.busy += busy_seconds
+        self.fluid_queue = queued
+
     def waiting(self) -> list:
         """Requests queued for the loop."""
         return [t for t in self.queue if t.stage != WORK]
@@ -214,4 +221,5 @@ class Process:
         """A crash or kill: work not yet done is lost, the loop is idle (its events were taken out)."""
         self.busy -= sum(e - now for e in self.ends if e > now)
         self.ends, self.running, self.queue = [], 0, deque()
+        self.fluid_queue = 0.0
 

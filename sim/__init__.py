@@ -25,7 +25,7 @@ def default_scenario() -> Scenario:
 
 
 def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
-        allow_code: bool = False, progress=None, force: bool = False) -> Result:
+        allow_code: bool = False, progress=None, force: bool = False, fidelity: str | None = None) -> Result:
     """Simulate ``scenario`` (default: the built-in one) with ``seed`` (default: its own).
 
     ``policy``: a custom autoscaling policy object (``interval``, ``window``,
@@ -33,14 +33,23 @@ def run(scenario: Scenario | None = None, seed: int | None = None, policy=None,
     ``autoscaler: {policy: custom, path: ...}`` import its class. ``progress(simulated,
     horizon)``: called as the run advances. A scenario beyond the work limits
     (``capsim.engine.estimate``: requests, events, memory) raises ``TooMuchWork`` with the
-    numbers, unless ``force``.
+    numbers, unless ``force``. ``fidelity``: ``"request"`` or ``"flow"`` (the fast mode)
+    instead of the scenario's ``fidelity``.
     """
     from capsim.engine.estimate import check
     scenario = scenario if scenario is not None else Scenario()
+    if fidelity is not None and fidelity != scenario.fidelity:
+        scenario = Scenario.model_validate({**scenario.model_dump(by_alias=True), "fidelity": fidelity})
     check(scenario, force)
-    model = Model(scenario, seed, policy, allow_code).run(progress)
+    if scenario.fidelity == "flow":
+        from capsim.engine.flow import FlowModel as model_class
+    else:
+        model_class = Model
+    model = model_class(scenario, seed, policy, allow_code).run(progress)
     events = [e.row() for e in model.controller.events] if model.controller is not None else []
-    return Result(summarize(model), model.metrics.rows, events, model.fleet.instance_rows, model.scenario,
+    summary = summarize(model)
+    summary["fidelity"] = model.fidelity()
+    return Result(summary, model.metrics.rows, events, model.fleet.instance_rows, model.scenario,
                   model.metrics.histogram_rows())
 
 

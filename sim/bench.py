@@ -1,13 +1,19 @@
 """Benchmark: capsim against a plain one-SimPy-process-per-request model of the same work.
 
-    python -m capsim.bench                 # throughput, latency agreement, memory growth
-    python -m capsim.bench --repeat 5 --no-memory
+    python -m capsim.bench                 # throughput, latency agreement, memory growth, fast mode
+    python -m capsim.bench --repeat 5 --no-memory --no-flow
 
 The work is ``scenarios/bench/webtier.yaml`` (Poisson 500 req/s for 600 s, round robin
 over 6 single-worker instances, 20% of requests borrow a pooled connection for an
 Exp(15 ms) query between two Exp(4 ms) CPU slices). Both models run in this process,
 alternately, ``--repeat`` times each with the same seeds; the figures are medians.
 Memory: peak RSS of a 1 h and a 6 h capsim run, each in a fresh subprocess.
+
+Fast mode (``fidelity: flow``): the whole-process wall time (interpreter start and
+imports included) and peak RSS of ``--flow-days`` simulated days of
+``scenarios/fullscale.yaml`` and of one day, each in a fresh subprocess; and the agreement
+table: the fast mode against the request level (3 replications) on a few scenarios with
+short horizons, with the tolerances of ``capsim.experiments.agreement``.
 """
 from __future__ import annotations
 
@@ -22,6 +28,11 @@ from capsim import scenarios
 
 SCENARIO = scenarios.path("bench/webtier")
 TARGET_RATIO, TARGET_LATENCY, TARGET_MEMORY = 5.0, 0.03, 0.20
+TARGET_FLOW_SECONDS = 5.0        # 30 simulated days of fullscale.yaml in the fast mode, whole process, one core
+PEAK = "workload.start=2026-01-05T19:00:00"
+AGREEMENT_CASES = [("bench/webtier", ["horizon=300s", "instances.count=3", "workload.open_loop.0.rate=150/s"]),
+                   ("launch", ["horizon=40m", "warmup=10m", PEAK]),
+                   ("fullscale", ["horizon=30m", "warmup=10m", PEAK])]
 
 
 def _scenario(path: Path = SCENARIO, horizon: float | None = None):
@@ -52,6 +63,35 @@ def peak_rss_mb(horizon: float, seed: int = 1) -> float:
     return int(out.stdout.split()[-1]) / 1024.0   # Linux reports KiB
 
 
+def flow_run(days: float) -> dict:
+    """Whole-process wall time and peak RSS of ``days`` simulated days of fullscale.yaml in the fast mode."""
+    import time
+    code = ("import resource, capsim; from capsim import scenarios; "
+            "sc = capsim.load_scenario(scenarios.path('fullscale'), ['horizon=%rd', 'fidelity=flow']); "
+            "r = capsim.run(sc); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "int(r.summary['fidelity']['valid']))" % days)
+    t = time.perf_counter()
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    rss, valid = out.stdout.split()[-2:]
+    return {"days": days, "wall_seconds": wall, "rss_mb": int(rss) / 1024.0, "valid": bool(int(valid))}
+
+
+def agreement_rows(replications: int = 3) -> list[dict]:
+    """The fast mode beside the request level on ``AGREEMENT_CASES``: one row per case and metric."""
+    import capsim
+    from capsim.experiments.agreement import agreement
+    from capsim.experiments.replications import replicate
+    rows = []
+    for name, overrides in AGREEMENT_CASES:
+        sc = capsim.load_scenario(scenarios.path(name), overrides)
+        flow = capsim.run(sc, fidelity="flow").summary
+        reps = replicate(sc, replications, workers=1, progress=False)
+        for r in agreement(flow, reps.summaries):
+            rows.append({"scenario": name, **r, "flow_valid": flow["fidelity"]["valid"]})
+    return rows
+
+
 def _median(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
@@ -61,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each model (default 3)")
     ap.add_argument("--no-memory", action="store_true", help="skip the 1 h / 6 h memory check")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--no-flow", action="store_true", help="skip the fast-mode figures (wall time, RSS, agreement)")
+    ap.add_argument("--flow-days", type=float, default=30.0, help="simulated days of the fast-mode run (default 30)")
     args = ap.parse_args(argv)
     caps, plain = [], []
     for seed in range(1, args.repeat + 1):
@@ -74,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_memory:
         fig["rss_1h_mb"], fig["rss_6h_mb"] = peak_rss_mb(3600.0), peak_rss_mb(21600.0)
         fig["rss_growth"] = fig["rss_6h_mb"] / fig["rss_1h_mb"] - 1
+    if not args.no_flow:
+        fig["flow_day"] = flow_run(1.0)
+        fig["flow_month"] = flow_run(args.flow_days)
+        fig["flow_agreement"] = agreement_rows()
     ok = _report(fig, args.repeat, as_json=args.json)
     return 0 if ok else 1
 
@@ -83,6 +129,9 @@ def _report(fig: dict, repeat: int, as_json: bool) -> bool:
               fig["latency_p95_ms_rel_diff"] <= TARGET_LATENCY]
     if "rss_growth" in fig:
         checks.append(fig["rss_growth"] <= TARGET_MEMORY)
+    if "flow_month" in fig:
+        checks.append(fig["flow_month"]["wall_seconds"] <= TARGET_FLOW_SECONDS * fig["flow_month"]["days"] / 30)
+        checks.append(all(r["ok"] is not False for r in fig["flow_agreement"]))
     fig["targets_met"] = all(checks)
     if as_json:
         print(json.dumps(fig, indent=2))
@@ -97,8 +146,25 @@ def _report(fig: dict, repeat: int, as_json: bool) -> bool:
     if "rss_growth" in fig:
         print(f"peak RSS          1 h run {fig['rss_1h_mb']:.0f} MB, 6 h run {fig['rss_6h_mb']:.0f} MB, "
               f"growth {100 * fig['rss_growth']:.1f}% (target <= {100 * TARGET_MEMORY:g}%)")
+    if "flow_month" in fig:
+        _report_flow(fig)
     print("targets met" if fig["targets_met"] else "TARGETS NOT MET")
     return fig["targets_met"]
+
+
+def _report_flow(fig: dict) -> None:
+    from capsim.experiments.agreement import format_agreement
+    day, month = fig["flow_day"], fig["flow_month"]
+    target = TARGET_FLOW_SECONDS * month["days"] / 30
+    print(f"fast mode         {month['days']:g} simulated days of fullscale.yaml: {month['wall_seconds']:.1f} s whole "
+          f"process (target <= {target:g} s); 1 day: {day['wall_seconds']:.1f} s")
+    print(f"fast-mode RSS     1 day {day['rss_mb']:.0f} MB, {month['days']:g} days {month['rss_mb']:.0f} MB "
+          f"(growth {100 * (month['rss_mb'] / day['rss_mb'] - 1):.0f}%: the time series keeps one row per interval)")
+    print("fast mode vs request level (3 replications; tolerance widened by the request level's 95% half-width):")
+    for name, _ in AGREEMENT_CASES:
+        rows = [r for r in fig["flow_agreement"] if r["scenario"] == name]
+        print(f"  {name}" + ("" if rows and rows[0]["flow_valid"] else " (fast mode flagged it invalid)"))
+        print("\n".join("    " + line for line in format_agreement(rows).splitlines()))
 
 
 if __name__ == "__main__":

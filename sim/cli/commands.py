@@ -30,6 +30,8 @@ def run_cmd(args) -> int:
         finally:
             progress.close()
         result.summary["slo"] = evaluate(result.rows, slo_of(scenario, slo))
+        if args.check:
+            result.summary["fidelity"]["check"] = _check(args, scenario)
         result.write_into(folder.stage)
     if args.quiet:
         print(out)
@@ -39,6 +41,23 @@ def run_cmd(args) -> int:
         print(f"wrote      {out / 'summary.json'}, {out / 'timeseries.csv'}, {out / 'instances.csv'}, "
               f"{out / 'scaling_events.csv'}, {out / 'latency_histogram.csv'}, {out / 'scenario.json'}")
     return write_report(out, args.images, quiet=args.quiet, plotly_js=args.plotly_js)
+
+
+def _check(args, scenario) -> dict:
+    """``--check``: the fast mode beside the request level on a short window; printed and kept in the summary."""
+    from capsim.experiments.agreement import check, format_agreement
+    from capsim.models.units import human_duration
+    if scenario.fidelity != "flow":
+        print("capsim: --check compares the fast mode with the request level: add --fidelity flow", file=sys.stderr)
+    res = check(scenario, args.check_window, args.check_replications, args.seed, workers=args.workers,
+                progress=not args.quiet)
+    if not args.quiet:
+        print(f"check      the first {human_duration(args.check_window)} after the warm-up: fast mode vs "
+              f"{res['replications']} request-level replications"
+              + ("" if res["valid"] else " (the fast mode flagged this window: see its warnings)"))
+        print(format_agreement(res["rows"]))
+    return {"window_seconds": args.check_window, "replications": res["replications"], "valid": res["valid"],
+            "rows": res["rows"], "agrees": all(r["ok"] is not False for r in res["rows"])}
 
 
 def report_cmd(args) -> int:

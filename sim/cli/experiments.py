@@ -108,18 +108,24 @@ def sweep_cmd(args) -> int:
     try:
         table = sweep(args.file, params, args.replications, args.seed, overrides=args.overrides, out=out,
                       resume=args.resume, overwrite=args.overwrite, slo=slo_of_args(args), workers=args.workers,
-                      cluster=args.cluster, progress=not args.quiet, allow_code=args.allow_code, force=args.force)
+                      cluster=args.cluster, progress=not args.quiet, allow_code=args.allow_code, force=args.force,
+                      screen=args.screen, confirm=args.confirm, rank=args.rank)
     except OSError as exc:                  # a full disk: the journal of the finished runs is kept
         print(f"capsim: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         print(f"capsim sweep: the runs that finished are kept; make room and rerun with --resume (--out {out})",
               file=sys.stderr)
         return 1
     a = table.attrs
+    if args.screen:
+        say(args, f"screened {a['screen']['point'].nunique()} points in the fast mode ({a['screen_seconds']:.1f} s), "
+                  f"ranked by {', '.join(a['rank'])}:", format_sweep(a["screen"], list(params), extra=["rank", "confirmed"]),
+            f"\nconfirmed the best {len(a['confirmed'])} at the request level, {args.replications} replications each "
+            f"({a['confirm_seconds']:.1f} s):")
     say(args, format_sweep(table, list(params)))
     if a.get("jobs_resumed"):
         say(args, f"resumed: {a['jobs_resumed']} runs taken from {out / JOURNAL}, {a['jobs_run']} run now")
     say(args, f"wrote {out / 'sweep.csv'}" + (f", {out / 'sweep.parquet'}" if (out / "sweep.parquet").exists() else "")
-        + f", {out / JOURNAL}")
+        + f", {out / JOURNAL}" + (f", {out / 'sweep_screen.csv'}" if args.screen else ""))
     rc = _report(args, out)
     if a.get("interrupted"):
         print("interrupted: the table holds the runs that finished; rerun with --resume to complete it", file=sys.stderr)
@@ -158,8 +164,8 @@ SHORT_LABELS = {"monthly_cost_usd": "cost $/month", "latency_ms.mean": "latency 
                 "rejected_rate": "rejected (429) %", "slo.violation_minutes": "SLO violation min"}
 
 
-def format_sweep(table, params: list[str]) -> str:
-    """One line per point: its parameters and the headline metrics' mean ± half-width."""
+def format_sweep(table, params: list[str], extra: list[str] | None = None) -> str:
+    """One line per point: its parameters and the headline metrics' mean ± half-width (and ``extra`` columns)."""
     import pandas as pd
     from capsim.experiments.compare import HEADLINE
     show = ["monthly_cost_usd", "latency_ms.mean", "latency_ms.p95", "server_error_rate", "rejected_rate",
@@ -168,6 +174,7 @@ def format_sweep(table, params: list[str]) -> str:
     for _, g in table.groupby("point", sort=True):
         first = g.iloc[0]
         row = {p: first[p] for p in params}
+        row.update({c: first[c] for c in extra or []})
         by = g.dropna(subset=["metric"]).set_index("metric")
         for m in show:
             label, unit, _, scale = HEADLINE[m]
@@ -201,7 +208,8 @@ def plan_cmd(args) -> int:
                                max_instances=args.max_instances,
                                replications=args.replications, seed=args.seed, measured=args.horizon,
                                warmup=args.warmup, latency_mean_ms=args.latency_ms, error_rate=args.error_rate,
-                               workers=args.workers, cluster=args.cluster, progress=not args.quiet, force=args.force)
+                               workers=args.workers, cluster=args.cluster, progress=not args.quiet, force=args.force,
+                               screen=args.screen, confirm=args.confirm)
         result.write_into(folder.stage)
         folder.publish("interrupted" if result.interrupted else "complete")
     say(args, result.format(), "wrote " + ", ".join(str(out / f) for f in ("plan.csv", "plan_tried.csv", "plan.json")))

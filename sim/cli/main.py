@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:    # a bare `capsim`: what it can do
         p.print_help()
         return 0
+    if getattr(args, "fidelity", None):          # the scenario field, as if given with --set
+        args.overrides = [f"fidelity={args.fidelity}"] + args.overrides
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     _TERMINATED.clear()

@@ -77,6 +77,13 @@ def _run(cmd) -> None:
     _seed(cmd, "the scenario's seed")
     cmd.add_argument("--replications", "-r", type=positive, metavar="R",
                      help="run R replications (seeds spawned from the base seed) and report 95%% intervals")
+    cmd.add_argument("--check", action="store_true",
+                     help="with --fidelity flow: also run a short request-level window (--check-window) beside it "
+                          "and print the agreement")
+    cmd.add_argument("--check-window", type=duration, default=1800.0, metavar="DURATION",
+                     help="measured time of the --check runs, after the warm-up (default 30m)")
+    cmd.add_argument("--check-replications", type=positive, default=3, metavar="R",
+                     help="request-level replications of the --check window (default 3)")
     _outputs(cmd, "capsim-out/NAME")
     _common(cmd, allow_code=True)
 
@@ -106,6 +113,11 @@ def _sweep(cmd) -> None:
     cmd.add_argument("--resume", action="store_true",
                      help="skip the (point, replication) runs already done: in DIR/sweep_points.jsonl, or left by a "
                           "sweep into DIR that was killed or ran out of disk space")
+    _screen(cmd, "points")
+    cmd.add_argument("--rank", action="append", metavar="METRIC",
+                     help="with --screen: order the screened points by this summary metric, ascending ('-METRIC': "
+                          "descending; repeatable, ties broken by the next; default: slo.violation_minutes, then "
+                          "monthly_cost_usd)")
     _outputs(cmd, "capsim-out/NAME-sweep")
     _common(cmd, allow_code=True)
 
@@ -128,6 +140,7 @@ def _plan(cmd) -> None:
     cmd.add_argument("--error-rate", type=finite_float(ge=0, le=1), default=0.01, metavar="SHARE",
                      help="objective: server error rate; 429s count only with --set slo.count_rejected=true "
                           "(default 0.01 = 1%%)")
+    _screen(cmd, "configurations per level")
     _outputs(cmd, "capsim-out/NAME-plan")
     _common(cmd, slo=False)
 
@@ -185,8 +198,19 @@ def _outputs(cmd, default: str) -> None:
                           "several output folders) instead of embedding 5 MB in each report.html")
 
 
+def _screen(cmd, what: str) -> None:
+    cmd.add_argument("--screen", choices=("flow",),
+                     help="multi-fidelity: screen every configuration in the fast mode (once each), then confirm "
+                          "the best at the request level with the replications")
+    cmd.add_argument("--confirm", type=positive, default=3, metavar="K",
+                     help=f"with --screen: {what} confirmed at the request level (default 3)")
+
+
 def _common(cmd, allow_code: bool = False, slo: bool = True) -> None:
     _set(cmd)
+    cmd.add_argument("--fidelity", choices=("request", "flow"),
+                     help="request: simulate every request; flow: the fast mode (closed forms per step); "
+                          "default: the scenario's fidelity")
     cmd.add_argument("--quiet", action="store_true", help=QUIET)
     cmd.add_argument("--force", action="store_true", help=FORCE)
     if allow_code:

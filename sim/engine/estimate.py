@@ -18,6 +18,7 @@ from capsim.models.workload import Calendar
 
 __all__ = ["Work", "TooMuchWork", "estimate", "check", "WARN", "LIMITS", "SECONDS_PER_EVENT"]
 
+FLOW_SECONDS_PER_STEP = 2e-3      # the fast mode: one step of every instance's closed forms, roughly
 SECONDS_PER_EVENT = 4e-6           # wall time per kernel event on one core, roughly (the launch scenario: ~4 us)
 WALK = 28 * 86400.0                # the calendar is walked for up to four weeks, then extended
 WARN = {"requests": 2e7, "memory_bytes": 2 * 2 ** 30}
@@ -40,13 +41,18 @@ class Work:
     events: float
     memory_bytes: float
     seconds: float                  # wall time on one core, roughly
+    computed: bool = False          # the fast mode: requests are computed per step, not simulated one by one
 
     def describe(self) -> str:
+        if self.computed:
+            return (f"about {_n(self.requests)} requests computed in {_n(self.events)} fast-mode steps, "
+                    f"{_bytes(self.memory_bytes)} of memory")
         return (f"about {_n(self.requests)} requests, {_n(self.events)} events, {_bytes(self.memory_bytes)} of "
                 f"memory, {_duration(self.seconds)} of computing")
 
     def refusal(self) -> str | None:
-        over = [f"{_n(LIMITS['requests'])} requests"] if self.requests > LIMITS["requests"] else []
+        simulated = not self.computed
+        over = [f"{_n(LIMITS['requests'])} requests"] if simulated and self.requests > LIMITS["requests"] else []
         over += [f"{_n(LIMITS['events'])} events"] if self.events > LIMITS["events"] else []
         memory = _physical_memory()
         cap = min(LIMITS["memory_bytes"], 0.8 * memory) if memory else LIMITS["memory_bytes"]
@@ -59,7 +65,8 @@ class Work:
                 "lower the load or the time-series resolution, or run it anyway with --force (force=True)")
 
     def warning(self) -> str | None:
-        if self.refusal() is None and any(getattr(self, k) > v for k, v in WARN.items()):
+        keys = ("memory_bytes",) if self.computed else tuple(WARN)
+        if self.refusal() is None and any(getattr(self, k) > WARN[k] for k in keys):
             return f"a long run: {self.describe()}"
         return None
 
@@ -91,6 +98,9 @@ def estimate(scenario) -> Work:
     memory = (intervals * ROW_BYTES + intervals * instances * INSTANCE_ROW_BYTES + instances * INSTANCE_BYTES
               + peak_sessions * SESSION_BYTES + _cache_bytes(sc, instances))
     events += intervals * (1 + instances)
+    if sc.fidelity == "flow":
+        steps = math.ceil(sc.horizon / sc.flow.step)
+        return Work(requests, steps, memory, steps * FLOW_SECONDS_PER_STEP, computed=True)
     return Work(requests, events, memory, events * SECONDS_PER_EVENT)
 
 

@@ -33,19 +33,22 @@ def quantile_from_counts(counts: Sequence[int] | np.ndarray, q: float | Sequence
                          rel_err: float, min_value: float) -> float | np.ndarray:
     """Inverted-CDF quantile(s) from bucket counts laid out as ``LogHistogram(rel_err, min_value)``.
 
-    Bucket chosen: the first whose cumulative count reaches ``max(1, ceil(q * count))``.
-    Returns nan (for every q) when the counts are all zero.
+    Bucket chosen: the first whose cumulative count reaches ``max(1, ceil(q * count))``;
+    with expected (fractional) counts, as the fast mode records, the first that reaches
+    ``q * count``. Returns nan (for every q) when the counts are all zero.
     """
     log_gamma, offset = _layout(rel_err, min_value)
     qs = np.asarray(q, dtype=np.float64)
     if np.any((qs < 0) | (qs > 1)) or np.any(np.isnan(qs)):
         raise ValueError(f"quantiles must be in [0, 1], got {q!r}")
-    cum = np.cumsum(np.asarray(counts, dtype=np.int64))
-    total = int(cum[-1]) if cum.size else 0
-    if total == 0:
+    arr = np.asarray(counts)
+    whole = arr.dtype.kind in "iub" or not arr.size
+    cum = np.cumsum(arr.astype(np.int64 if whole else np.float64))
+    total = cum[-1] if cum.size else 0
+    if total <= 0:
         out = np.full(qs.shape, np.nan)
     else:
-        rank = np.maximum(np.ceil(qs * total), 1)
+        rank = np.maximum(np.ceil(qs * total), 1) if whole else np.maximum(qs * total, 1e-12 * total)
         i = np.searchsorted(cum, rank, side="left")
         gamma = math.exp(log_gamma)
         out = np.where(i == 0, 0.0, 2 * np.exp((i + offset) * log_gamma) / (gamma + 1))
@@ -105,7 +108,7 @@ class LogHistogram:
         self._add_counts(np.bincount(idx, minlength=self.nbuckets))
 
     def _add_counts(self, extra: np.ndarray | list[int]) -> None:
-        self.counts[:] = (np.asarray(self.counts, dtype=np.int64) + extra).tolist()
+        self.counts[:] = (np.asarray(self.counts) + np.asarray(extra)).tolist()   # expected counts stay floats
 
     def merge(self, other: LogHistogram) -> LogHistogram:
         """Add ``other``'s counts into this histogram (in place); parameters must match."""

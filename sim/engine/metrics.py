@@ -29,6 +29,7 @@ REL_ERR = 0.005
 
 class Metrics:
     """Records requests on the hot path; closes intervals; keeps the window's totals."""
+    COUNTS = np.int64          # the fast mode (capsim.engine.flow) records expected counts: float64
 
     def __init__(self, kernel, interval: float, warmup: float, horizon: float, probes,
                  endpoints: tuple[str, ...] | list[str] = ("all",), outside=0.0):
@@ -49,8 +50,8 @@ class Metrics:
         self.arrivals = 0
         self.in_system = 0
         self._area, self._t = 0.0, kernel.now
-        self.total_hist = np.zeros((n, self._nb), dtype=np.int64)   # after warm-up
-        self.total_slot_count = np.zeros(n, dtype=np.int64)
+        self.total_hist = np.zeros((n, self._nb), dtype=self.COUNTS)   # after warm-up
+        self.total_slot_count = np.zeros(n, dtype=self.COUNTS)
         self.total_lat = np.zeros(n)
         self.total_arrivals = 0
         self.in_system_at_warmup = 0
@@ -121,11 +122,11 @@ class Metrics:
         self._t = t1
         dt = t1 - t0
         n, ne = self._slots_n, self._ne
-        hist = np.bincount(np.array(self.cells, dtype=np.int64), minlength=n * self._nb).reshape(n, self._nb)
+        hist = self.interval_hist()
         all_counts = hist.sum(axis=0)
         count = hist.sum(axis=1)
         by_outcome = count.reshape(len(OUTCOMES), ne).sum(axis=1).tolist()
-        done = int(sum(by_outcome))
+        done = sum(by_outcome)
         p50, p95, p99 = quantile_from_counts(all_counts, [0.5, 0.95, 0.99], rel_err=REL_ERR, min_value=self._min)
         server, rejected = (sum(by_outcome[o] for o in group) for group in (self._server, self._rejected))
         row = {"t_start": t0, "t_end": t1, "warmup": t1 <= self.warmup, "arrivals": self.arrivals}
@@ -153,11 +154,20 @@ class Metrics:
             self.in_system_at_warmup = self.in_system
             for hook in self.on_warmup:
                 hook()
-        self.cells = []
+        self.reset_hist()
         self.lat_sum = [0.0] * n
         self.arrivals = 0
         self._area = 0.0
         self.pool_wait.reset()
+
+    def interval_hist(self) -> np.ndarray:
+        """This interval's responses per (slot, latency bucket)."""
+        n = self._slots_n
+        return np.bincount(np.array(self.cells, dtype=np.int64), minlength=n * self._nb).reshape(n, self._nb)
+
+    def reset_hist(self) -> None:
+        """Empty this interval's responses."""
+        self.cells = []
 
     @property
     def count(self) -> list[int]:
@@ -192,7 +202,7 @@ class Metrics:
         (None: all) after the warm-up."""
         idx = self._slots(outcomes, endpoints)
         counts = self.total_hist[idx].sum(axis=0)
-        n = int(self.total_slot_count[idx].sum())
+        n = self.total_slot_count[idx].sum().item()
         qs = quantile_from_counts(counts, [0.5, 0.95, 0.99], rel_err=REL_ERR, min_value=self._min)
         mean = float(self.total_lat[idx].sum()) / n if n else float("nan")
         return {"mean": 1000 * mean, "p50": 1000 * float(qs[0]), "p95": 1000 * float(qs[1]),
@@ -212,8 +222,8 @@ class Metrics:
         for i in np.flatnonzero(every).tolist():
             lower = 0.0 if i == 0 else 1000 * math.exp((i + self._off - 1) * log_gamma)
             upper = 1000 * self._min if i == 0 else 1000 * math.exp((i + self._off) * log_gamma)
-            rows.append({"lower_ms": lower, "upper_ms": upper, "responses": int(every[i]), "ok": int(ok[i]),
-                         **{f"endpoint:{n}": int(h[i]) for n, h in per.items()}})
+            rows.append({"lower_ms": lower, "upper_ms": upper, "responses": every[i].item(), "ok": ok[i].item(),
+                         **{f"endpoint:{n}": h[i].item() for n, h in per.items()}})
         return rows
 
 

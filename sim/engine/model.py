@@ -38,11 +38,12 @@ FLOW_ENDERS = frozenset((CRASHED, TERMINATED))
 
 class Model:
     """build (``__init__``) -> ``run()`` -> ``summary()`` / ``rows``."""
+    KERNEL, METRICS = Kernel, Metrics          # the fast mode (capsim.engine.flow) brings its own
 
     def __init__(self, scenario: Scenario, seed: int | None = None, policy=None, allow_code: bool = False):
         self.scenario = sc = scenario
         self.seed = sc.seed if seed is None else int(seed)
-        self.kernel = Kernel()
+        self.kernel = self.KERNEL()
         self.streams = Streams(self.seed)
         self.wall_seconds = 0.0
         self._build_service()
@@ -68,8 +69,8 @@ class Model:
         sc, k, streams = self.scenario, self.kernel, self.streams
         lat = sc.load_balancer.latency
         outside = float(lat.value) if lat.dist == "constant" else draws(lat, streams.get("load_balancer.latency"))
-        self.metrics = Metrics(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[],
-                               endpoints=list(sc.workload.endpoints), outside=outside)
+        self.metrics = self.METRICS(k, sc.metrics.interval, sc.warmup, sc.horizon, probes=[],
+                                    endpoints=list(sc.workload.endpoints), outside=outside)
         self._arrive, self._record = self.metrics.arrive, self.metrics.done
         flows = any(ol.flow for ol in sc.workload.open_loop)
         self._done = self._done_with_flow if flows else self._record   # no flows: only record
@@ -128,6 +129,10 @@ class Model:
         return {**self.middleware.counters(), "oom_restarts": self.fleet.oom_restarts,
                 "reconnects": self.sockets.reconnects if self.sockets is not None else 0,
                 "crashes": self.faults.crashes}
+
+    def fidelity(self) -> dict:
+        """The summary's ``fidelity`` block: how this run computed its requests."""
+        return {"mode": "request"}
 
     def _snapshot(self) -> None:
         self.baseline = self.counters()

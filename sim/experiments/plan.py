@@ -19,6 +19,13 @@ so any of them can be changed. Counts whose CPU demand
 can do (``models.instance.loop_capacity``) cannot meet any
 latency objective and are skipped without simulation; from the first feasible count
 each plan is searched upwards and stops at the first count that passes.
+
+Multi-fidelity (``screen="flow"``): every feasible (plan, count) of a level up to
+``max_instances`` runs once in the fast mode (deterministic, no interval: the objectives
+on its values); per level the ``confirm``
+cheapest passing configurations are then run at the request level with the
+replications, and the answer is the cheapest that passes there. ``tried`` holds both,
+with their ``fidelity``.
 """
 from __future__ import annotations
 
@@ -77,6 +84,11 @@ class Plan:
                  f"{s['request_rate']:g} requests/s per user; ~{1000 * s['cpu_per_request']:.2f} ms CPU per request"
                  + (" (warm-up shorter than the sessions: concurrency still ramping up)" if s["warmup_s"] < 300 else ""),
                  ""]
+        sc = s.get("screen")
+        if sc:
+            lines.insert(2, f"multi-fidelity: {sc['screened']} configurations screened in the fast mode "
+                            f"({sc['screen_seconds']:.1f} s), the {sc['confirm']} cheapest passing per level confirmed "
+                            f"at the request level ({sc['confirmed']} configurations, {sc['confirm_seconds']:.1f} s)")
         plans = s["plans"]
         head = f"{'level':<20} {'users':>5} {'rps':>5}  {'seed guess':<16}" + "".join(f" {p:<14}" for p in plans) \
             + "  cheapest"
@@ -112,7 +124,8 @@ class Plan:
         tried = sorted(self.tried, key=lambda t: (order.get(t["level"], 0), self.settings["plans"].index(t["plan"]),
                                                   t["count"]))
         cols = ["level", "users", "plan", "count", "monthly_cost_usd", "passed", "latency_mean_ms",
-                "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "rejected_rate", "n", "note"]
+                "latency_mean_ms_ci_high", "error_rate", "error_rate_ci_high", "rejected_rate", "n", "note"] + (
+                    ["fidelity", "valid"] if self.settings.get("screen") else [])
         write_csv(out / "plan_tried.csv", pd.DataFrame(tried, columns=cols))
         rows = []
         for a in self.answer:
@@ -131,7 +144,7 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
                   max_instances: int = 10, replications: int = 3, seed: int | None = None,
                   measured: float | str = 600.0, warmup: float | str = 300.0, latency_mean_ms: float = 200.0,
                   error_rate: float = 0.01, workers: int | None = None, cluster=None,
-                  progress: bool = True, force: bool = False) -> Plan:
+                  progress: bool = True, force: bool = False, screen: str | None = None, confirm: int = 3) -> Plan:
     """Search the cheapest passing configuration per level (see the module docstring).
 
     ``measured`` and ``warmup``: seconds or durations such as ``"10m"``."""
@@ -169,6 +182,10 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
                                      "note": f"skipped: CPU demand {demand:.2f} s/s >= {n * per:g} event-loop seconds/s"})
             searches.append({"level": name, "users": users, "plan": p, "count": first, "open": first <= max_instances,
                              "found": None})
+    if screen is not None:
+        return _screened(result, searches, scenario, fixed, seeds, levels, max_instances,
+                         (latency_mean_ms, error_rate, base_sc.slo.count_rejected), (workers, cluster, progress, force),
+                         screen, confirm)
     while any(s["open"] for s in searches):
         batch = sorted((s for s in searches if s["open"]), key=lambda s: -s["users"])   # longest jobs first
         jobs = []
@@ -193,6 +210,11 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
         if stopped:
             result.interrupted = True
             break
+    _answer(result, searches, levels, rate)
+    return result
+
+
+def _answer(result: Plan, searches: list[dict], levels, rate: float) -> None:
     for name, users, seed_rps, seed_n, seed_cost in levels:
         by_plan = {s["plan"]: (s["found"] or {"count": None, "open": s["open"]}) for s in searches if s["level"] == name}
         found = [f for f in by_plan.values() if f.get("count")]
@@ -202,6 +224,64 @@ def capacity_plan(scenario=None, *, overrides: list[str] | None = None, levels=L
                               "cheapest": best and {k: best[k] for k in ("plan", "count", "monthly_cost_usd",
                                                                           "latency_mean_ms_ci_high",
                                                                           "error_rate_ci_high")}})
+
+
+def _screened(result: Plan, searches, scenario, fixed, seeds, levels, max_instances, limits, running,
+              screen, confirm) -> Plan:
+    """Fast-mode screening of every (level, plan, count), then request-level confirmation of the best.
+    ``limits``: (latency mean ms, error rate, count rejected); ``running``: (workers, cluster, progress, force)."""
+    import time
+    workers, cluster, progress, force = running
+    if screen != "flow":
+        raise ValueError(f"screen: expected 'flow', got {screen!r}")
+    t0 = time.perf_counter()
+    cands = []                                   # (search, count) screened
+    for s in searches:
+        for n in range(s["count"], max_instances + 1):
+            cands.append((s, n))
+    jobs = [Job(resolve(scenario, fixed + ["fidelity=flow", f"workload.sessions.peak_users={s['users']}",
+                                           f"instances.count={n}", f"instances.plan={s['plan']}"]), seeds[0])
+            for s, n in cands]
+    outputs, stopped = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim plan screen ({len(jobs)} "
+                                                                "configurations, fast mode)", enabled=progress))
+    screened = {}
+    for (s, n), out in zip(cands, outputs):
+        if out is None:
+            continue
+        rec = _judge({**s, "count": n}, [out], *limits)
+        rec["fidelity"] = "flow"
+        rec["valid"] = bool(out.get("summary", {}).get("fidelity", {}).get("valid", False))
+        result.tried.append(rec)
+        screened[(s["level"], s["plan"], n)] = rec
+    t1 = time.perf_counter()
+    chosen = []
+    for name, *_ in levels:
+        ok = sorted((r for (lv, _, _), r in screened.items() if lv == name and r["passed"]),
+                    key=lambda r: (r["monthly_cost_usd"], r["count"]))
+        chosen += ok[:confirm]
+    jobs = [Job(resolve(scenario, fixed + ["fidelity=request", f"workload.sessions.peak_users={r['users']}",
+                                           f"instances.count={r['count']}", f"instances.plan={r['plan']}"]), sd, force=force)
+            for r in chosen for sd in seeds]
+    outputs, stopped2 = run_all(jobs, workers, cluster, Progress(len(jobs), f"capsim plan confirm ({len(chosen)} "
+                                                                 "configurations, request level)", enabled=progress))
+    R = len(seeds)
+    for s in searches:
+        s["found"], s["open"] = None, False
+    for k, r in enumerate(chosen):
+        outs = outputs[k * R:(k + 1) * R]
+        if any(o is None for o in outs):
+            continue
+        rec = _judge(r, outs, *limits)
+        rec["fidelity"] = "request"
+        result.tried.append(rec)
+        s = next(x for x in searches if x["level"] == r["level"] and x["plan"] == r["plan"])
+        if rec["passed"] and (s["found"] is None or rec["count"] < s["found"]["count"]):
+            s["found"] = rec
+    result.interrupted = stopped or stopped2
+    result.settings["screen"] = {"fidelity": screen, "confirm": confirm, "screened": len(screened),
+                                 "confirmed": len(chosen), "screen_seconds": round(t1 - t0, 2),
+                                 "confirm_seconds": round(time.perf_counter() - t1, 2)}
+    _answer(result, searches, levels, result.settings["request_rate"])
     return result
 
 

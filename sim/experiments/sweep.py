@@ -26,9 +26,10 @@ from capsim.scenario.slo import SLOConfig
 from capsim.experiments.intervals import clean, flatten, mean_ci, metrics_of
 
 __all__ = ["sweep", "split_values", "parse_value", "write_sweep", "sweep_files", "policy_hint", "STAT_COLUMNS",
-           "JOURNAL"]
+           "JOURNAL", "RANK", "screen_order"]
 
 STAT_COLUMNS = ["mean", "ci_low", "ci_high", "half_width", "n"]
+RANK = ["slo.violation_minutes", "monthly_cost_usd"]   # screening: fewest SLO-violation minutes, then cheapest
 
 
 def split_values(text: str) -> list[str]:
@@ -79,10 +80,32 @@ def _key(scenario, seed: int, slo: SLOConfig | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def screen_order(table: pd.DataFrame, rank: list[str]) -> list[int]:
+    """Points of a (screening) table best first: by each ``rank`` metric ascending (``-name``:
+    descending), points the fast mode flagged invalid after the valid ones, failed points last."""
+    wide = table.dropna(subset=["metric"]).pivot_table(index="point", columns="metric", values="mean",
+                                                        aggfunc="first")
+    keys = []
+    for point in sorted(table["point"].unique()):
+        row = wide.loc[point] if point in wide.index else None
+        if row is None:
+            keys.append(((2,), point))
+            continue
+        valid = row.get("fidelity.valid", 1.0)
+        vals = []
+        for r in rank:
+            sign, name = (-1, r[1:]) if r.startswith("-") else (1, r)
+            v = row.get(name)
+            vals.append(float("inf") if v is None or v != v else sign * float(v))
+        keys.append(((0 if valid == 1.0 else 1, *vals), point))
+    return [int(p) for _, p in sorted(keys)]
+
+
 def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | None = None, *,
           overrides: list[str] | None = None, out=None, resume: bool = False, overwrite: bool = False,
           slo: SLOConfig | None = None, workers: int | None = None, cluster=None, progress: bool = True,
-          allow_code: bool = False, on_result=None, force: bool = False) -> pd.DataFrame:
+          allow_code: bool = False, on_result=None, force: bool = False, screen: str | None = None,
+          confirm: int = 3, rank: list[str] | None = None) -> pd.DataFrame:
     """Run the grid of ``params`` (dotted path -> values) with replications; a tidy table.
 
     One row per point and metric: the parameter columns, ``point``, ``metric``, ``mean``,
@@ -94,7 +117,27 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
     (``table.attrs["interrupted"]``). ``resume=True`` skips the runs in ``out``'s journal
     (a complete or interrupted folder, checked against its manifest) and in the journals of
     runs that were killed before they could publish; ``overwrite=True`` replaces ``out``.
+
+    ``screen="flow"``: multi-fidelity. Every point runs once in the fast mode (``fidelity:
+    flow``, deterministic), points are ordered by ``rank`` (default ``RANK``: fewest
+    SLO-violation minutes, then the cheapest; fast-mode runs flagged invalid after the
+    valid ones), and only the best ``confirm`` run at the request level with
+    ``replications``. The table holds the confirmed points; ``table.attrs["screen"]`` the
+    screening table (also ``out/sweep_screen.csv``), ``attrs["confirmed"]`` their points.
     """
+    if screen is not None:
+        return _screened(scenario, params, replications, seed, dict(
+            overrides=overrides, out=out, resume=resume, overwrite=overwrite, slo=slo, workers=workers,
+            cluster=cluster, progress=progress, allow_code=allow_code, on_result=on_result, force=force),
+            screen, confirm, rank or RANK)
+    return _sweep(scenario, params, replications, seed, overrides=overrides, out=out, resume=resume,
+                  overwrite=overwrite, slo=slo, workers=workers, cluster=cluster, progress=progress,
+                  allow_code=allow_code, on_result=on_result, force=force)
+
+
+def _sweep(scenario, params, replications, seed, *, overrides, out, resume, overwrite, slo, workers, cluster,
+           progress, allow_code, on_result, force, only: list[int] | None = None, extra: dict | None = None):
+    """The sweep; ``only``: run just these points; ``extra``: more tables written into ``out`` (name -> frame)."""
     from capsim.scenario.problems import ScenarioError
     names = list(params)
     points = [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
@@ -119,11 +162,20 @@ def sweep(scenario, params: dict[str, list], replications: int = 3, seed: int | 
         for rec in done.values():
             journal.append(rec)
     try:
+        if only is not None:
+            scenarios = [sc if i in only else None for i, sc in enumerate(scenarios)]
+            errors = {i: e for i, e in errors.items() if i in only}
         table = _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, (allow_code, force), workers,
                           cluster, progress, on_result)
+        if only is not None:
+            attrs = dict(table.attrs)
+            table = table[table["point"].isin(only)].reset_index(drop=True)
+            table.attrs.update(attrs)
         table.attrs.update(base_seed=base)
         if folder is not None:
             sweep_files(table, folder.stage)
+            for name, frame in (extra or {}).items():
+                write_csv(folder.stage / name, frame)
             folder.publish("interrupted" if table.attrs["interrupted"] else "complete")
     except BaseException:
         if folder is not None:
@@ -191,6 +243,28 @@ def _run_grid(points, names, scenarios, errors, seeds, done, journal, slo, code_
     table.attrs.update(interrupted=interrupted, jobs_run=sum(1 for t in todo if t[2] in done),
                        jobs_resumed=len(keys) - len(todo), points_invalid=len(errors),
                        runs_failed=sum(1 for k in keys.values() if k in done and done[k].get("error")))
+    return table
+
+
+def _screened(scenario, params, replications, seed, options: dict, screen: str, confirm: int,
+              rank: list[str]) -> pd.DataFrame:
+    """Screen every point in ``screen`` fidelity, confirm the best ``confirm`` at the request level."""
+    import time
+    if screen != "flow":
+        raise ValueError(f"screen: expected 'flow', got {screen!r}")
+    overrides = list(options.pop("overrides") or [])
+    t0 = time.perf_counter()
+    flow = _sweep(scenario, params, 1, seed, **{**options, "out": None, "resume": False, "on_result": None},
+                  overrides=overrides + ["fidelity=flow"])
+    t1 = time.perf_counter()
+    order = screen_order(flow, rank)
+    chosen = order[:confirm]
+    flow = flow.assign(rank=flow["point"].map({p: i + 1 for i, p in enumerate(order)}),
+                       confirmed=flow["point"].isin(chosen))
+    table = _sweep(scenario, params, replications, seed, **options, overrides=overrides + ["fidelity=request"],
+                   only=chosen, extra={"sweep_screen.csv": flow})
+    table.attrs.update(confirmed=chosen, rank=rank, screen_seconds=round(t1 - t0, 3),
+                       confirm_seconds=round(time.perf_counter() - t1, 3), screen=flow)
     return table
 
 

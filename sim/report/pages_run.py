@@ -13,7 +13,7 @@ from capsim.report.html import Page
 from capsim.report.run_figures import TIME_FIGURES, run_figures
 from capsim.report.tables import (endpoint_table, replication_tiles, resource_table, run_tiles, scaling_table,
                                   slo_rows, stats_table)
-from capsim.results.text import summary_lines
+from capsim.results.text import fidelity_lines, summary_lines
 
 __all__ = ["run_page", "replications_page", "add_figures", "read_series"]
 
@@ -48,6 +48,9 @@ def _run_section(page: Page, run: RunFiles, prefix: str = "") -> Page:
     slug = f"{prefix.strip(': ').lower().replace(' ', '-')}-" if prefix else ""
     page.table(f"{prefix}Summary", summary_lines(run.summary, simulated),
                "Totals cover the measured window after the warm-up; the curves show the warm-up shaded.")
+    if fidelity_lines(run.summary.get("fidelity")):
+        page.table(f"{prefix}Fast mode: validity", fidelity_lines(run.summary["fidelity"]),
+                   "Expected values from closed forms per step; where a check fired, the request level is the reference.")
     if run.summary.get("slo"):
         page.table(f"{prefix}Objectives and alerts", slo_rows(run.summary["slo"]), run.summary["slo"].get(
             "evaluated_on", ""))

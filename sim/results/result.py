@@ -86,7 +86,7 @@ def _f(x: float, nd: int = 3) -> float | None:
 def summarize(model) -> dict:
     sc, m = model.scenario, model.metrics
     window = sc.horizon - sc.warmup
-    counts = {name: int(c) for name, c in zip(OUTCOMES, m.total_count)}
+    counts = {name: int(round(c)) for name, c in zip(OUTCOMES, m.total_count)}   # fast mode: expected counts
     completed = sum(counts.values())
     server, rejected = (sum(counts[o] for o in group) for group in (SERVER_ERRORS, REJECTED))
     rows = [r for r in m.rows if not r["warmup"]]
@@ -107,8 +107,8 @@ def summarize(model) -> dict:
         "warmup_seconds": sc.warmup,
         "measured_seconds": window,
         "wall_seconds": round(model.wall_seconds, 3),
-        "requests": {"total": int(m.total_arrivals), "completed": completed, **counts,
-                     "in_flight_start": int(m.in_system_at_warmup), "in_flight_end": int(m.in_system)},
+        "requests": {"total": int(round(m.total_arrivals)), "completed": completed, **counts,
+                     "in_flight_start": int(round(m.in_system_at_warmup)), "in_flight_end": int(round(m.in_system))},
         "throughput_rps": _f(completed / window),
         "server_error_rate": _f(server / completed if completed else float("nan"), 6),
         "rejected_rate": _f(rejected / completed if completed else float("nan"), 6),
@@ -119,7 +119,7 @@ def summarize(model) -> dict:
         "latency_by_endpoint_ms": _by_endpoint(m),
         "latency_rel_err": 0.005,
         "pool": {"wait_p95_ms": _f(1000 * wait.quantile(0.95)) if wait.count else 0.0,
-                 "acquires": int(wait.count), "timeouts": counts["pool_timeout"],
+                 "acquires": int(round(wait.count)), "timeouts": counts["pool_timeout"],
                  "db_refused": counts["db_refused"]},
         "instances": {"mean": _f(inst_mean), "max": max((r["instances"] for r in rows), default=0)},
         "instance_hours": _f(sum(seconds.values()) / 3600, 4),
@@ -143,7 +143,7 @@ def summarize(model) -> dict:
                     "max_per_instance": max((r.get("sockets_max", 0) for r in rows), default=0)},
         "oom_restarts": since["oom_restarts"],
         "memory_util_max": _f(max((r.get("memory_util_max", float("nan")) for r in rows), default=float("nan"))),
-        "sessions": {"started": int(model.sessions.started) if model.sessions else 0,
+        "sessions": {"started": int(round(model.sessions.started)) if model.sessions else 0,
                      "peak": peak_users},
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from capsim.models.request import OUTCOMES
 from capsim.models.units import human_duration
 
-__all__ = ["format_summary", "summary_lines", "short_number"]
+__all__ = ["format_summary", "summary_lines", "short_number", "fidelity_text", "fidelity_lines"]
 
 
 def format_summary(s: dict, rows: list[dict]) -> str:
@@ -19,8 +19,11 @@ def summary_lines(s: dict, simulated: int | None = None) -> list[tuple[str, str]
     for key, label in (("in_flight_start", "in flight at warm-up end"), ("in_flight_end", "in flight at the horizon")):
         if req.get(key):
             outcomes += f"; {label} {req[key]:,}"
+    fid = s.get("fidelity") or {"mode": "request"}
+    flow = fid.get("mode") == "flow"
     speed = ("instant" if not s["wall_seconds"] else "" if simulated is None
-             else f"{simulated / s['wall_seconds']:,.0f} simulated requests per second")
+             else f"{simulated / s['wall_seconds']:,.0f} {'expected requests computed' if flow else 'simulated requests'} "
+                  "per second")
     lines = [
         ("scenario", f"{s['scenario']} (seed {s['seed']})"),
         ("simulated", f"{human_duration(s['simulated_seconds'])}, " + (
@@ -37,7 +40,33 @@ def summary_lines(s: dict, simulated: int | None = None) -> list[tuple[str, str]
                  f"{s['monthly_cost_method']})"),
         ("wall time", f"{s['wall_seconds']:.2f} s" + (f" ({speed})" if speed else "")),
     ]
+    if flow:
+        lines.insert(2, ("fidelity", fidelity_text(fid)))
     return lines
+
+
+def fidelity_text(fid: dict) -> str:
+    """One line on the fast mode's validity (the warnings themselves: ``fidelity_lines``)."""
+    head = f"fast mode (flow, {fid.get('step_seconds', 0):g} s steps): expected values"
+    if fid.get("valid"):
+        return head + ", valid throughout (every step within the closed forms' range)"
+    n = len(fid.get("warnings", []))
+    return head + f"; NOT VALID everywhere: {n} warning{'s' if n != 1 else ''} (summary.json fidelity.warnings)"
+
+
+def fidelity_lines(fid: dict | None) -> list[tuple[str, str]]:
+    """(label, text) rows of the fast mode's validity for a report: one per warning."""
+    if not fid or fid.get("mode") != "flow":
+        return []
+    rows = [("fidelity", fidelity_text(fid))]
+    rows += [(f"warning {i}", w) for i, w in enumerate(fid.get("warnings", []), 1)]
+    check = fid.get("check")
+    if check:
+        rows.append(("check", f"request level beside it over {check['window_seconds']:g} s, "
+                              f"{check['replications']} replications: " + ("agrees" if check["agrees"] else "DISAGREES")
+                     + "; " + ", ".join(f"{r['metric']} {'ok' if r['ok'] else 'off'}" for r in check["rows"]
+                                        if r["ok"] is not None)))
+    return rows
 
 
 def _ms(x) -> str:

@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from capsim.models.autoscaling import AutoscalerConfig, PredictiveConfig, ScheduleConfig
@@ -17,16 +19,27 @@ from capsim.models.faults import FaultsConfig
 from capsim.models.instance import InstancesConfig
 from capsim.models.load_balancer import LoadBalancerConfig
 from capsim.models.pricing import Pricing
-from capsim.models.units import Duration, PositiveDuration, Seed
+from capsim.models.units import Duration, PositiveDuration, Real, Seed
 from capsim.models.workload import WorkloadConfig
 from capsim.scenario.slo import SLOConfig
 
-__all__ = ["Scenario", "MetricsConfig"]
+__all__ = ["Scenario", "MetricsConfig", "FlowConfig", "FIDELITIES"]
+
+FIDELITIES = ("request", "flow")
 
 
 class MetricsConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     interval: PositiveDuration = Field(60.0, description="time-series resolution")
+
+
+class FlowConfig(BaseModel):
+    """The fast mode (``fidelity: flow``, ``capsim.engine.flow``): closed forms per step instead of requests."""
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    step: PositiveDuration = Field(10.0, description="length of one fast-mode step; must divide metrics.interval")
+    max_utilisation: Real(gt=0, le=1) = Field(0.6, description="a step with an event loop, pool or database busier "
+                                   "than this is flagged: outside the fast mode's validity (measured: above ~0.6, "
+                                   "round-robin arrivals make its mean latency 10-20% high)")
 
 
 class Scenario(BaseModel):
@@ -38,6 +51,10 @@ class Scenario(BaseModel):
     horizon: PositiveDuration = Field(86400.0, description="simulated time")
     warmup: Duration = Field(1800.0, description="excluded from the summary (the time series keeps it, flagged)")
     seed: Seed = Field(1, description="base seed of every random stream (--seed overrides)")
+    fidelity: Literal[FIDELITIES] = Field(  # type: ignore[valid-type]
+        "request", description="request: every request simulated; flow: the fast mode, closed forms per step "
+                               "(flow.step), cross-validated against the request level (capsim run --check)")
+    flow: FlowConfig = Field(default_factory=FlowConfig, description="fast-mode settings (fidelity: flow)")
     workload: WorkloadConfig = Field(default_factory=WorkloadConfig)
     instances: InstancesConfig = Field(default_factory=InstancesConfig)
     autoscaler: AutoscalerConfig | None = Field(None, description="scaling policy; null keeps instances.count")
@@ -67,6 +84,10 @@ class Scenario(BaseModel):
         pool = self.database.pool
         if pool.policy == "static" and pool.min > pool.max:
             raise ValueError(f"database.pool.min: expected at most pool.max ({pool.max}), got {pool.min}")
+        ratio = self.metrics.interval / self.flow.step
+        if self.fidelity == "flow" and (abs(ratio - round(ratio)) > 1e-9 or ratio < 1 - 1e-9):
+            raise ValueError(f"flow.step: expected a divisor of metrics.interval ({self.metrics.interval:g} s), "
+                             f"got {self.flow.step:g} s")
         if self.instances.plan not in self.pricing.plans:
             raise ValueError(f"instances.plan: expected one of {sorted(self.pricing.plans)}, got {self.instances.plan!r}")
         return self
