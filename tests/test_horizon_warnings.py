@@ -140,3 +140,12 @@ def test_leading_path_and_places_without_a_file():
 def test_shipped_scenarios_time_everything_inside_their_runs(capsys, name):
     found = _warnings(capsys, f"scenarios/{name}.yaml")
     assert not [w for w in found if "starts at" in w or "never occurs" in w], found
+
+
+def test_a_dated_action_with_a_time_zone_against_a_naive_start_is_an_error_at_its_line(tmp_path, capsys):
+    """Found by the timing check: such an action used to pass validate and fail the run."""
+    path = _write(tmp_path, "schedule:\n  actions:\n    - {at: '2026-01-05T12:00:00+00:00', min_instances: 2}\n")
+    code, out, err = cli(capsys, "validate", path)
+    assert code == 2 and out == ""
+    assert err.startswith(f"{path}:6:12: schedule.actions.0.at: 2026-01-05T12:00:00+00:00 and workload.start "
+                          "2026-01-05T00:00:00: expected both with a time zone or both without")
