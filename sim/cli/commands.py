@@ -104,18 +104,16 @@ def report_cmd(args) -> int:
 
 def validate_cmd(args) -> int:
     from capsim.scenario.checks import warnings
+    from capsim.scenario.placing import places
     scenario = scenario_of(args.file, args.overrides)
     found = warnings(scenario)
-    where = args.file or "<built-in scenario>"
+    where = places(found, args.file, args.overrides)        # FILE:LINE:COL of each warning's field, or --set ARG
     if args.strict and found:
-        for text in found:
-            print(f"{where}: error (--strict): {text}", file=sys.stderr)
+        for text, place in zip(found, where):
+            print(f"{place or args.file or '<built-in scenario>'}: error (--strict): {text}", file=sys.stderr)
         return 2
-    for text in found:
-        if args.quiet:
-            print(f"warning: {text}", file=sys.stderr)
-        else:
-            print(f"warning: {text}")
+    for text, place in zip(found, where):
+        print(f"warning: {place + ': ' if place else ''}{text}", file=sys.stderr if args.quiet else sys.stdout)
     say(args, "ok")
     return 0
 

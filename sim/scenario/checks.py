@@ -1,11 +1,14 @@
 """Configuration checks: contradictions a simulation would reveal the hard way.
 
-Each warning names the fields, shows the arithmetic and suggests a fix. They do not
-stop a run (``capsim validate`` prints them and exits 0).
+Each warning starts with the dotted path of the field it is about (``capsim.scenario.placing``
+finds its FILE:LINE:COL), shows the arithmetic and suggests a fix. They do not stop a run
+(``capsim validate`` prints them and exits 0). Things timed outside the run:
+``capsim.scenario.timing``.
 """
 from __future__ import annotations
 
 from capsim.models.distributions import Uniform
+from capsim.scenario.timing import outside_horizon
 
 __all__ = ["warnings"]
 
@@ -13,7 +16,7 @@ __all__ = ["warnings"]
 def warnings(sc) -> list[str]:
     out: list[str] = []
     for check in (_pool_vs_max_connections, _dynamic_pool, _flapping, _cooldown_vs_provisioning,
-                  _rate_limits_vs_users, _memory_rate_store, _cpu_ceiling):
+                  _rate_limits_vs_users, _memory_rate_store, _cpu_ceiling, outside_horizon):
         out += check(sc)
     return out
 

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -90,4 +91,18 @@ class Scenario(BaseModel):
                              f"got {self.flow.step:g} s")
         if self.instances.plan not in self.pricing.plans:
             raise ValueError(f"instances.plan: expected one of {sorted(self.pricing.plans)}, got {self.instances.plan!r}")
+        self._action_zones()
         return self
+
+    def _action_zones(self) -> None:
+        """A dated scheduled action and workload.start: both with a time zone or both without (as events)."""
+        from capsim.models.autoscaling.scheduled import parse_at
+        aware = self.workload.start.tzinfo is not None
+        own = self.autoscaler.actions if self.autoscaler is not None and self.autoscaler.policy == "scheduled" else []
+        for field, actions in (("schedule.actions", self.schedule.actions if self.schedule else []),
+                               ("autoscaler.actions", own)):
+            for i, a in enumerate(actions):
+                when = parse_at(a.at)[1]
+                if isinstance(when, datetime) and (when.tzinfo is not None) != aware:
+                    raise ValueError(f"{field}[{i}].at: {when.isoformat()} and workload.start "
+                                     f"{self.workload.start.isoformat()}: expected both with a time zone or both without")
