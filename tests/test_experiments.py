@@ -279,3 +279,33 @@ def test_switching_policy_alone_gets_a_hint(capsys, tmp_path):
     growth = str(ROOT / "scenarios" / "growth.yaml")
     assert main(["compare", growth, "--set-b", "autoscaler.policy=hpa"]) == 2
     assert "replace the whole section" in capsys.readouterr().err
+
+
+# -- multi-fidelity: screen in the fast mode, confirm at the request level ---------------------------
+def test_sweep_screens_every_point_and_confirms_the_best(tmp_path):
+    out = tmp_path / "sw"
+    table = sweep(LAUNCH, {"instances.count": [1, 2, 3]}, replications=2, overrides=["horizon=15m", "warmup=5m"],
+                  out=out, workers=1, progress=False, screen="flow", confirm=1, rank=["monthly_cost_usd"])
+    screen = table.attrs["screen"]
+    assert sorted(screen["point"].unique()) == [0, 1, 2] and set(screen["valid"]) <= {True, False}
+    ranks = screen.drop_duplicates("point").set_index("point")
+    valid = ranks[ranks["valid"]]
+    best = valid["rank"].idxmin() if len(valid) else ranks["rank"].idxmin()
+    assert table.attrs["confirmed"] == [best] and ranks.loc[best, "confirmed"]
+    if len(valid):
+        assert ranks.loc[best, "instances.count"] == valid["instances.count"].min()   # cheapest valid first
+    assert set(table["point"]) == {best}                               # only the confirmed point, with 2 replications
+    assert table[table["metric"] == "monthly_cost_usd"]["n"].iloc[0] == 2
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"sweep.csv", "sweep_screen.csv"} <= set(manifest["files"])
+
+
+def test_plan_screens_in_the_fast_mode_and_confirms_at_the_request_level():
+    levels = [("tiny", 40, 20, 1, 7.0)]
+    plan = capacity_plan(LAUNCH, levels=levels, plans=["standard"], max_instances=2, replications=2,
+                         measured=120.0, warmup=120.0, workers=1, progress=False, screen="flow", confirm=1)
+    fids = [t["fidelity"] for t in plan.tried]
+    assert fids.count("flow") == 2 and fids.count("request") == 1        # counts 1 and 2 screened, 1 confirmed
+    confirmed = next(t for t in plan.tried if t["fidelity"] == "request")
+    assert plan.answer[0]["cheapest"]["count"] == confirmed["count"] == 1 and confirmed["passed"]
+    assert plan.settings["screen"]["screened"] == 2 and "multi-fidelity" in plan.format()

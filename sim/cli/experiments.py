@@ -118,7 +118,7 @@ def sweep_cmd(args) -> int:
     a = table.attrs
     if args.screen:
         say(args, f"screened {a['screen']['point'].nunique()} points in the fast mode ({a['screen_seconds']:.1f} s), "
-                  f"ranked by {', '.join(a['rank'])}:", format_sweep(a["screen"], list(params), extra=["rank", "confirmed"]),
+                  f"ranked by {', '.join(a['rank'])} (points the fast mode flagged, valid False, after the others):", format_sweep(a["screen"], list(params), extra=["rank", "valid", "confirmed"]),
             f"\nconfirmed the best {len(a['confirmed'])} at the request level, {args.replications} replications each "
             f"({a['confirm_seconds']:.1f} s):")
     say(args, format_sweep(table, list(params)))

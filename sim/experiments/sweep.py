@@ -259,7 +259,9 @@ def _screened(scenario, params, replications, seed, options: dict, screen: str, 
     t1 = time.perf_counter()
     order = screen_order(flow, rank)
     chosen = order[:confirm]
+    valid = flow[flow["metric"] == "fidelity.valid"].set_index("point")["mean"] == 1.0
     flow = flow.assign(rank=flow["point"].map({p: i + 1 for i, p in enumerate(order)}),
+                       valid=flow["point"].map(valid.to_dict()).fillna(False).astype(bool),
                        confirmed=flow["point"].isin(chosen))
     table = _sweep(scenario, params, replications, seed, **options, overrides=overrides + ["fidelity=request"],
                    only=chosen, extra={"sweep_screen.csv": flow})
