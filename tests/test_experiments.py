@@ -298,6 +298,9 @@ def test_sweep_screens_every_point_and_confirms_the_best(tmp_path):
     assert table[table["metric"] == "monthly_cost_usd"]["n"].iloc[0] == 2
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"sweep.csv", "sweep_screen.csv"} <= set(manifest["files"])
+    from capsim.report import write_report
+    html = write_report(out)[0].read_text()
+    assert "Screened in the fast mode" in html and "Confirmed at the request level (1 points" in html
 
 
 def test_plan_screens_in_the_fast_mode_and_confirms_at_the_request_level():

@@ -61,6 +61,19 @@ def sweep_table(table: pd.DataFrame) -> pd.DataFrame:
     return out if out["error"].str.len().any() else out.drop(columns="error")
 
 
+def _screen_table(path: Path) -> pd.DataFrame:
+    """The fast-mode screening of a multi-fidelity sweep: each point's values, rank, validity and whether it was confirmed."""
+    raw = sf.read_sweep(path)
+    extra = [c for c in ("rank", "valid", "confirmed") if c in raw]
+    marks = raw.drop_duplicates("point").set_index("point")[extra]
+    out = sweep_table(raw.drop(columns=extra))
+    for c in extra:
+        out.insert(1 if c == "rank" else len(out.columns), c,
+                   [("yes" if str(v).lower() == "true" else "no") if c != "rank" else str(v)
+                    for v in marks.loc[out["point"].astype(int), c]])
+    return out.sort_values("rank", key=lambda r: r.astype(int)).reset_index(drop=True)
+
+
 def _sweep_tiles(table: pd.DataFrame) -> list[Tile]:
     pts = sf.sweep_points(table)
     params = sf.sweep_params(table)
@@ -83,7 +96,13 @@ def sweep_page(folder) -> Page:
     n = table["point"].nunique()
     page = Page(f"capsim sweep: {', '.join(params)}", f"{n} points; means over replications").tiles(
         _sweep_tiles(table))
-    page.table(f"Points (means over replications; all {n})", sweep_table(table))
+    screen = folder / "sweep_screen.csv"
+    page.table(f"Points (means over replications; all {n})" if not screen.exists() else
+               f"Confirmed at the request level ({n} points; means over replications)", sweep_table(table))
+    if screen.exists():
+        page.table("Screened in the fast mode (every point once; expected values)", _screen_table(screen),
+                   "Ranked by the sweep's --rank metrics; points the fast mode flagged outside its validity "
+                   "(valid: no) come after the others; the best were confirmed above.")
     errors = table.dropna(subset=["error"]).drop_duplicates("point")
     if len(errors):
         page.table("Points that failed", errors[["point"] + params + ["error"]].astype(str))
