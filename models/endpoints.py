@@ -10,11 +10,12 @@ from __future__ import annotations
 from itertools import repeat
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.units import Amount, NonNegative, Share
 
-from capsim.models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
+from capsim.models.distributions import Constant, Distribution, Exponential, LogNormal, blocks, draws, uniforms
 from capsim.models.request import Request
 
 __all__ = ["Endpoint", "DEFAULT_ENDPOINTS", "RequestFactory", "mix", "CACHE_CLASSES", "RATE_LIMIT_TIERS"]
@@ -128,6 +129,5 @@ def mix(indices: list[int], weights: list[float], rng, block: int = 4096):
 
 
 def _choices(indices, p, rng, block):
-    while True:
-        for j in rng.choice(len(indices), size=block, p=p).tolist():
-            yield indices[j]
+    table = np.asarray(indices)
+    return blocks(lambda: table[rng.choice(len(indices), size=block, p=p)].tolist())
