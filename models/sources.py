@@ -97,7 +97,7 @@ class SessionSource:
         if self.sockets is not None:
             self.sockets.connect(s)
         self._reschedule()
-        self.kernel.at(now + next(self._length), self._on_end, s)
+        self.kernel.later(now + next(self._length), self._on_end, s)    # minutes away: the far calendar
         self._schedule_start(now)
 
     def _end(self, s) -> None:
