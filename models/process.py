@@ -73,7 +73,10 @@ class Process:
     def accept(self, req) -> None:
         req.proc = self
         req.stage = ARRIVE
-        self.enqueue(req)
+        if self.running < self.threads and not self.queue:     # self.enqueue(req), inlined: hot path
+            self._start(req, self.running == 0)
+        else:
+            self.queue.append(req)
 
     def enqueue(self, task) -> None:
         """A task (a request at some step, or ``Work``) joins the loop's queue."""
@@ -99,7 +102,10 @@ class Process:
         self.ends.remove(self.kernel.now)
         then = task.then
         if then == RESPOND:
-            self.finish(task, task.verdict)
+            outcome = task.verdict                 # self.finish(task, outcome), inlined: hot path
+            if outcome and self.breaker is not None and outcome in DB_FAILURES:
+                self.breaker.failure(self.kernel.now)
+            self.inst.finish(task, outcome)
         elif then == ACQUIRE:
             (self.pools[task.db] if task.db else self.pool).acquire(task)
         elif then == SEND:
@@ -184,7 +190,10 @@ class Process:
     def reply(self, req) -> None:
         """A query's result reached the process."""
         req.stage = REPLY
-        self.enqueue(req)
+        if self.running < self.threads and not self.queue:     # self.enqueue(req), inlined: hot path
+            self._start(req, self.running == 0)
+        else:
+            self.queue.append(req)
 
     def connected(self, req) -> None:
         """The connection opened for ``req`` is ready."""

@@ -120,7 +120,9 @@ class SessionSource:
         self._version += 1
         n = len(self.active)
         if n and self.rate > 0:
-            self.kernel.at(self._t_clock + max(self._work, 0.0) / (self.rate * n), self._on_request, self._version)
+            k = self.kernel                       # k.at, inlined: once per request
+            heappush(k.heap, (self._t_clock + max(self._work, 0.0) / (self.rate * n), next(k.seq),
+                              self._on_request, self._version))
 
     def _request(self, version: int) -> None:
         if version != self._version:

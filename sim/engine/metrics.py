@@ -81,7 +81,7 @@ class Metrics:
         self.in_system -= 1
         lat = now - req.t0 + (self.outside if self._outside is None else next(self._outside))
         if lat >= self._min:
-            i = int(ceil(log(lat) * self._inv)) - self._off
+            i = ceil(log(lat) * self._inv) - self._off
             if i >= self._nb:
                 i = self._nb - 1
         else:
