@@ -136,7 +136,12 @@ class Process:
                 return cpu + self._respond(req)
         elif req.queries is None:
             return cpu + self._respond(req)
-        return cpu + self._db_step(req)
+        b = self.breaker                               # self._db_step(req), inlined: hot path
+        if b is not None and not b.allow(self.kernel.now):
+            req.verdict, req.then = CIRCUIT_OPEN, RESPOND
+            return cpu + self.response_cpu
+        req.then = ACQUIRE
+        return cpu
 
     def _redis_answer(self, req) -> None:
         req.stage = LOOKUP
@@ -172,7 +177,9 @@ class Process:
             self.breaker.success(now)
         if req.cls >= 0 and self.cache is not None and self.cache.available:
             self.cache.put(req.cls, req.key, now)    # a SET, not awaited
-        return self.query_cpu + self._respond(req)
+        req.verdict, req.then = OK, RESPOND          # self._respond(req), inlined: hot path
+        self.handler += req.cpu_post
+        return self.query_cpu + (req.cpu_post + self.response_cpu)
 
     def _ready(self, req) -> float:
         req.then = SEND
