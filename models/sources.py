@@ -131,7 +131,9 @@ class SessionSource:
         active = self.active
         s = active[int(next(self._client) * len(active))]
         self._t_clock, self._work = now, next(self._exp_req)
-        self._reschedule()
+        self._version = v = self._version + 1          # self._reschedule(), inlined: sessions are open, rate > 0
+        k = self.kernel
+        heappush(k.heap, (now + max(self._work, 0.0) / (self.rate * len(active)), next(k.seq), self._on_request, v))
         ep = next(self._mix)
         req = self.factory.make(now, ep, s[0], None)
         if ep in self._socket_eps:
