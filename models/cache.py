@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from capsim.models.distributions import Exponential, draws, uniforms
+from capsim.models.distributions import Exponential, blocks, draws, uniforms
 from capsim.models.units import Count, Duration, NonNegative, PositiveDuration, Rate
 
 __all__ = ["CacheClass", "Delete", "Invalidation", "CacheConfig", "CacheStore", "Invalidator",
@@ -114,18 +114,19 @@ def zipf_keys(n: int, s: float, rng: np.random.Generator, block: int = 4096) -> 
     """Endless keys in [0, n) by inverse CDF on blocks of uniforms (key 0 most popular)."""
     cdf = np.cumsum(probabilities(n, s))
     cdf[-1] = 1.0                      # u < 1 always lands on a key
-    while True:
-        yield from np.searchsorted(cdf, rng.random(block), side="right").tolist()
+    return blocks(lambda: np.searchsorted(cdf, rng.random(block), side="right").tolist())
 
 
 class CacheStore:
-    """An LRU + TTL store: one OrderedDict of ``(class, key) -> expiry``, oldest first."""
+    """An LRU + TTL store: one OrderedDict of ``(class, key) -> expiry``, oldest first, and
+    each class's keys in a set beside it, so a wildcard delete touches only its class."""
 
     def __init__(self, config: CacheConfig):
         self.max_keys = config.max_keys
         self.ttl = [c.ttl for c in config.classes.values()]
         self.kb_per_key = config.memory_kb_per_key if config.store == "memory" else 0.0
         self.entries: OrderedDict[tuple[int, int], float] = OrderedDict()
+        self.by_class: list[set[int]] = [set() for _ in self.ttl]   # each class's keys in ``entries``
         self.hits = [0] * len(self.ttl)
         self.misses = [0] * len(self.ttl)
         self.evictions = 0
@@ -150,6 +151,7 @@ class CacheStore:
                 self.hits[cls] += 1
                 return True
             del self.entries[k]
+            self.by_class[cls].discard(key)
             self.expirations += 1
         self.misses[cls] += 1
         return False
@@ -158,27 +160,32 @@ class CacheStore:
         k, entries = (cls, key), self.entries
         entries[k] = now + self.ttl[cls]
         entries.move_to_end(k)
+        self.by_class[cls].add(key)
         if len(entries) > self.max_keys:
-            entries.popitem(last=False)
+            (c, old), _ = entries.popitem(last=False)
+            self.by_class[c].discard(old)
             self.evictions += 1
 
     def delete(self, cls: int, key: int) -> bool:
+        self.by_class[cls].discard(key)
         return self.entries.pop((cls, key), None) is not None
 
     def delete_class(self, cls: int) -> int:
-        """Wildcard delete; O(size), for rare invalidations. Returns keys removed."""
-        entries = self.entries
-        dead = [k for k in entries if k[0] == cls]
-        for k in dead:
-            del entries[k]
-        return len(dead)
+        """Wildcard delete; O(keys of the class). Returns keys removed."""
+        entries, keys = self.entries, self.by_class[cls]
+        for key in keys:
+            del entries[(cls, key)]
+        n = len(keys)
+        keys.clear()
+        return n
 
     def purge(self, now: float) -> int:
         """Drop every expired entry (active expiry); O(size). Returns keys removed."""
         entries = self.entries
         dead = [k for k, expiry in entries.items() if now >= expiry]
-        for k in dead:
-            del entries[k]
+        for c, key in dead:
+            del entries[(c, key)]
+            self.by_class[c].discard(key)
         self.expirations += len(dead)
         return len(dead)
 

@@ -253,7 +253,9 @@ class Pool:
             self.expire(now)
         if idle:
             idle.pop()
-            self._use(now, 1)
+            self.held += self.in_use * (now - self._t_held)     # self._use(now, 1), inlined: hot path
+            self._t_held = now
+            self.in_use += 1
             self.wait_hist.counts[0] += 1
             self.db.query(req)
         elif self.total < self.max:
@@ -305,7 +307,9 @@ class Pool:
         if req.gen != self.gen:
             return None                   # written off by a crash or an outage since it was taken
         now = self.kernel.now
-        self._use(now, -1)                # held by a handler no more (the heir holds it once it runs)
+        self.held += self.in_use * (now - self._t_held)         # self._use(now, -1), inlined: hot path
+        self._t_held = now
+        self.in_use -= 1                  # held by a handler no more (the heir holds it once it runs)
         waiters = self.waiters
         while waiters:
             nxt = waiters.popleft()

@@ -7,14 +7,15 @@ Change them in the scenario to match measurements of the real service.
 """
 from __future__ import annotations
 
-from itertools import repeat
+from itertools import islice, repeat
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from capsim.models.units import Amount, NonNegative, Share
 
-from capsim.models.distributions import Constant, Distribution, Exponential, LogNormal, draws, uniforms
+from capsim.models.distributions import Constant, Distribution, Exponential, LogNormal, blocks, draws, uniforms
 from capsim.models.request import Request
 
 __all__ = ["Endpoint", "DEFAULT_ENDPOINTS", "RequestFactory", "mix", "CACHE_CLASSES", "RATE_LIMIT_TIERS"]
@@ -97,25 +98,23 @@ class RequestFactory:
         d = self._drawn[ep]
         queries = None
         if d.queries and (d.p >= 1.0 or next(d.u) < d.p):
-            q = d.query
-            queries = [next(q) for _ in range(d.queries)]
+            queries = list(islice(d.query, d.queries))     # the next ``queries`` draws, in order
         req = Request(t, ep, next(d.cpu_pre), next(d.cpu_post), queries, client, flow)
         if d.extras:
-            self._extras(req, d, client, queries)
+            if d.cls >= 0:   # the key is drawn either way, so the stream stays aligned
+                key = next(d.keys)
+                req.cls, req.key = d.cls, (client if d.by_client and client is not None else key)
+            if d.tier is not None:
+                req.tier = d.tier
+            if d.r is not None and queries is not None:
+                self._replica(req, next(d.r), d.replicas)
         return req
 
     @staticmethod
-    def _extras(req, d, client, queries) -> None:
-        if d.cls >= 0:   # the key is drawn either way, so the stream stays aligned
-            key = next(d.keys)
-            req.cls, req.key = d.cls, (client if d.by_client and client is not None else key)
-        if d.tier is not None:
-            req.tier = d.tier
-        if d.r is not None and queries is not None:
-            u = next(d.r)
-            count, share = d.replicas
-            if u < share:
-                req.db = 1 + int(u / share * count)
+    def _replica(req, u: float, replicas) -> None:
+        count, share = replicas
+        if u < share:
+            req.db = 1 + int(u / share * count)
 
 
 def mix(indices: list[int], weights: list[float], rng, block: int = 4096):
@@ -128,6 +127,5 @@ def mix(indices: list[int], weights: list[float], rng, block: int = 4096):
 
 
 def _choices(indices, p, rng, block):
-    while True:
-        for j in rng.choice(len(indices), size=block, p=p).tolist():
-            yield indices[j]
+    table = np.asarray(indices)
+    return blocks(lambda: table[rng.choice(len(indices), size=block, p=p)].tolist())

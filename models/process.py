@@ -74,7 +74,10 @@ class Process:
     def accept(self, req) -> None:
         req.proc = self
         req.stage = ARRIVE
-        self.enqueue(req)
+        if self.running < self.threads and not self.queue:     # self.enqueue(req), inlined: hot path
+            self._start(req, self.running == 0)
+        else:
+            self.queue.append(req)
 
     def enqueue(self, task) -> None:
         """A task (a request at some step, or ``Work``) joins the loop's queue."""
@@ -100,7 +103,10 @@ class Process:
         self.ends.remove(self.kernel.now)
         then = task.then
         if then == RESPOND:
-            self.finish(task, task.verdict)
+            outcome = task.verdict                 # self.finish(task, outcome), inlined: hot path
+            if outcome and self.breaker is not None and outcome in DB_FAILURES:
+                self.breaker.failure(self.kernel.now)
+            self.inst.finish(task, outcome)
         elif then == ACQUIRE:
             (self.pools[task.db] if task.db else self.pool).acquire(task)
         elif then == SEND:
@@ -131,7 +137,12 @@ class Process:
                 return cpu + self._respond(req)
         elif req.queries is None:
             return cpu + self._respond(req)
-        return cpu + self._db_step(req)
+        b = self.breaker                               # self._db_step(req), inlined: hot path
+        if b is not None and not b.allow(self.kernel.now):
+            req.verdict, req.then = CIRCUIT_OPEN, RESPOND
+            return cpu + self.response_cpu
+        req.then = ACQUIRE
+        return cpu
 
     def _redis_answer(self, req) -> None:
         req.stage = LOOKUP
@@ -167,7 +178,9 @@ class Process:
             self.breaker.success(now)
         if req.cls >= 0 and self.cache is not None and self.cache.available:
             self.cache.put(req.cls, req.key, now)    # a SET, not awaited
-        return self.query_cpu + self._respond(req)
+        req.verdict, req.then = OK, RESPOND          # self._respond(req), inlined: hot path
+        self.handler += req.cpu_post
+        return self.query_cpu + (req.cpu_post + self.response_cpu)
 
     def _ready(self, req) -> float:
         req.then = SEND
@@ -185,7 +198,10 @@ class Process:
     def reply(self, req) -> None:
         """A query's result reached the process."""
         req.stage = REPLY
-        self.enqueue(req)
+        if self.running < self.threads and not self.queue:     # self.enqueue(req), inlined: hot path
+            self._start(req, self.running == 0)
+        else:
+            self.queue.append(req)
 
     def connected(self, req) -> None:
         """The connection opened for ``req`` is ready."""

@@ -101,7 +101,7 @@ class SessionSource:
         if self.sockets is not None:
             self.sockets.connect(s)
         self._reschedule()
-        self.kernel.at(now + next(self._length), self._on_end, s)
+        self.kernel.later(now + next(self._length), self._on_end, s)    # minutes away: the far calendar
         self._schedule_start(now)
 
     def _end(self, s) -> None:
@@ -124,7 +124,9 @@ class SessionSource:
         self._version += 1
         n = len(self.active)
         if n and self.rate > 0:
-            self.kernel.at(self._t_clock + max(self._work, 0.0) / (self.rate * n), self._on_request, self._version)
+            k = self.kernel                       # k.at, inlined: once per request
+            heappush(k.heap, (self._t_clock + max(self._work, 0.0) / (self.rate * n), next(k.seq),
+                              self._on_request, self._version))
 
     def _request(self, version: int) -> None:
         if version != self._version:
@@ -133,7 +135,9 @@ class SessionSource:
         active = self.active
         s = active[int(next(self._client) * len(active))]
         self._t_clock, self._work = now, next(self._exp_req)
-        self._reschedule()
+        self._version = v = self._version + 1          # self._reschedule(), inlined: sessions are open, rate > 0
+        k = self.kernel
+        heappush(k.heap, (now + max(self._work, 0.0) / (self.rate * len(active)), next(k.seq), self._on_request, v))
         ep = next(self._mix)
         req = self.factory.make(now, ep, s[0], None)
         if ep in self._socket_eps:

@@ -147,6 +147,42 @@ def test_delete_delete_class_purge_and_counters(small):
     assert CacheStore(CacheConfig(store="redis")).memory_kb == 0.0
 
 
+def test_delete_class_touches_only_its_class_and_keeps_lru_order(small):
+    small.put(0, 1, 0.0)
+    small.put(1, 1, 0.0)
+    small.put(0, 2, 0.0)
+    small.put(1, 2, 0.0)                         # evicts (0, 1): the class index forgets it too
+    assert small.by_class == [{2}, {1, 2}]
+    assert small.delete_class(1) == 2 and list(small.entries) == [(0, 2)] and small.by_class == [{2}, set()]
+    assert small.delete_class(1) == 0
+    small.put(1, 3, 1.0)
+    assert not small.get(0, 2, 10.0)             # expired on read: gone from the index
+    assert small.by_class == [set(), {3}]
+
+
+def test_class_index_matches_a_full_scan_under_random_operations():
+    """Any mix of gets, puts, deletes, evictions, expiries and purges: each class's index holds
+    exactly the keys a scan of the store finds, and a wildcard delete removes just those."""
+    cfg = CacheConfig(max_keys=20, classes={"a": CacheClass(ttl=5, keys=30), "b": CacheClass(ttl=50, keys=30),
+                                            "c": CacheClass(ttl=1, keys=30)}, invalidations=[])
+    store, rng = CacheStore(cfg), np.random.default_rng(7)
+    for step in range(5000):
+        now, op, cls, key = step * 0.05, rng.integers(6), int(rng.integers(3)), int(rng.integers(30))
+        if op <= 1:
+            store.get(cls, key, now)
+        elif op <= 3:
+            store.put(cls, key, now)
+        elif op == 4:
+            store.delete(cls, key)
+        elif rng.random() < 0.05:
+            expected, size = [k for k in store.entries if k[0] != cls], store.size
+            assert store.delete_class(cls) == size - len(expected)
+            assert list(store.entries) == expected
+        elif rng.random() < 0.05:
+            store.purge(now)
+        assert store.by_class == [{k for c, k in store.entries if c == i} for i in range(3)]
+
+
 # --- 4. Zipf sampler ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("s", [0.0, 0.8, 1.2])

@@ -123,6 +123,62 @@ def test_run_until_includes_events_at_until_and_none_after():
     assert k.now == 20.0 and env.now == 20.0
 
 
+def test_later_events_run_in_the_same_order_as_at_events():
+    """``later`` keeps an event on the far heap until it is near: the order is still (time,
+    order of scheduling), ties included, whether it was scheduled before the run, from a
+    handler inside the window being worked through, or from a SimPy process."""
+    k = Kernel()
+    env = k.env
+    log = []
+
+    def note(name):
+        return lambda _: log.append((name, k.now))
+
+    k.later(3.0, note("far-3"))
+    k.at(3.0, note("near-3"))                            # scheduled after far-3: runs after it
+    k.later(1.0, note("far-1"))                          # "later" but soon: still first
+    k.at(2.0, lambda _: (log.append(("near-2", k.now)), k.later(2.5, note("far-2.5")),
+                         k.at(2.5, note("near-2.5"))))
+
+    def control():
+        yield env.timeout(4.0)
+        k.later(4.0, note("far-4-from-simpy"))
+        k.later(100.0, note("far-100"))
+    env.process(control())
+    k.run(50.0)
+    assert log == [("far-1", 1.0), ("near-2", 2.0), ("far-2.5", 2.5), ("near-2.5", 2.5),
+                   ("far-3", 3.0), ("near-3", 3.0), ("far-4-from-simpy", 4.0)]
+    assert k.heap == [] and len(k.far) == 1 and k.now == 50.0
+    assert k.remove(lambda handler, arg: True) and k.far == []       # remove looks at both heaps
+    k.run(200.0)
+    assert log[-1] == ("far-4-from-simpy", 4.0)
+
+
+def test_later_and_at_mixed_at_random_give_time_then_scheduling_order():
+    """Handlers schedule 2000 events at random (near or far, ties frequent) with either call,
+    under a SimPy ticker that cuts the run into windows: the run order is exactly the events
+    sorted by (time, scheduling order)."""
+    k = Kernel()
+    rng, made, ran = random.Random(11), [], []
+
+    def handler(i):
+        ran.append(i)
+        for _ in range(2):
+            if len(made) < 2000:
+                t = k.now + rng.choice([0.0, 0.5, 1.0, rng.uniform(0, 3), rng.uniform(0, 300)])
+                made.append((t, len(made)))
+                (k.later if rng.random() < 0.5 else k.at)(t, handler, len(made) - 1)
+
+    def ticker(env):
+        while True:
+            yield env.timeout(1.0)
+    k.env.process(ticker(k.env))
+    made.append((0.0, 0))
+    k.at(0.0, handler, 0)
+    k.run(1e6)
+    assert ran == [i for _, i in sorted(made)]
+
+
 def test_run_moves_clocks_with_nothing_to_do():
     k = Kernel()
     k.run(3.0)

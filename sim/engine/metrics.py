@@ -84,7 +84,7 @@ class Metrics:
         lat = now - req.t0 + (self.outside if self._outside is None else next(self._outside))
         self.last_latency = lat                   # for watchers (Model.watch's on_done)
         if lat >= self._min:
-            i = int(ceil(log(lat) * self._inv)) - self._off
+            i = ceil(log(lat) * self._inv) - self._off
             if i >= self._nb:
                 i = self._nb - 1
         else:

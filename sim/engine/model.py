@@ -77,8 +77,7 @@ class Model:
         self._follow: deque = deque()         # flow steps to follow, in the order they ended
         timeout = sc.instances.request_timeout
         self.sweeper = TimeoutSweeper(timeout, self.metrics.timed_out) if timeout else None
-        if self.sweeper is not None:
-            self._arrive = self._arrive_tracked
+        self._track = self.sweeper.track if self.sweeper is not None else None   # the sweeper follows each request
         self.db = Database(k, sc.database, streams.get("database.connect"))
         r = sc.database.replicas
         self.replicas = [Database(k, sc.database.replica(), streams.get(f"replica.{i}.connect"))
@@ -156,6 +155,8 @@ class Model:
     # -- request path -----------------------------------------------------------
     def route(self, req, inst=None, session=None) -> None:
         """A request reaches the load balancer (or, over a socket, its instance and the session's process)."""
+        if self._track is not None:
+            self._track(req)
         self._arrive(req)
         if inst is not None:
             inst.accept(req, session)
@@ -163,10 +164,6 @@ class Model:
             self.lb.pick().accept(req)
         else:
             self._done(req, UNAVAILABLE)
-
-    def _arrive_tracked(self, req) -> None:
-        self.sweeper.track(req)
-        self.metrics.arrive(req)
 
     def watch(self, on_done=None, on_arrive=None) -> None:
         """Before ``run()``: call ``on_arrive(req)`` for every request that arrives and

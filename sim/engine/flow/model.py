@@ -33,6 +33,10 @@ class FlowKernel(Kernel):
 
     advance = None        # callable(t): set by the model
 
+    def later(self, time: float, handler, arg=None) -> None:
+        """No far calendar here: ``run`` below reads ``heap`` only, so every event goes there."""
+        self.at(time, handler, arg)
+
     def run(self, until: float) -> None:
         heap, env = self.heap, self.env
         from heapq import heappop
